@@ -1,0 +1,62 @@
+"""The Executable Transformer: "Attention Is All You Need" (Vaswani et al., 2017) in PyTorch.
+
+The public API, re-exported from the modules that implement it::
+
+    from transformer import Transformer, TransformerConfig
+    model = Transformer(TransformerConfig.paper_base())
+"""
+
+from transformer.attention import (
+    KVCache,
+    MultiHeadAttention,
+    record_attention,
+    scaled_dot_product_attention,
+)
+from transformer.embeddings import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    TokenEmbedding,
+    sinusoidal_table,
+)
+from transformer.layers import (
+    DecoderLayer,
+    EncoderLayer,
+    PositionwiseFeedForward,
+    ResidualSublayer,
+)
+from transformer.masks import causal_mask, padding_mask, to_torch_masks
+from transformer.model import (
+    Decoder,
+    DecoderOnlyTransformer,
+    Encoder,
+    Transformer,
+    TransformerConfig,
+    count_parameters,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Decoder",
+    "DecoderLayer",
+    "DecoderOnlyTransformer",
+    "Encoder",
+    "EncoderLayer",
+    "KVCache",
+    "LearnedPositionalEmbedding",
+    "MultiHeadAttention",
+    "PositionwiseFeedForward",
+    "ResidualSublayer",
+    "SinusoidalPositionalEncoding",
+    "TokenEmbedding",
+    "Transformer",
+    "TransformerConfig",
+    "__version__",
+    "causal_mask",
+    "count_parameters",
+    "padding_mask",
+    "record_attention",
+    "scaled_dot_product_attention",
+    "sinusoidal_table",
+    "to_torch_masks",
+]

@@ -1,0 +1,283 @@
+"""Scaled dot-product attention and multi-head attention (Vaswani et al. 2017, §3.2).
+
+Two paths compute the same thing:
+
+- :func:`scaled_dot_product_attention` is the explicit math of eq. 1, the version the book
+  shows; it also returns the attention weights.
+- :class:`MultiHeadAttention` calls :func:`torch.nn.functional.scaled_dot_product_attention`
+  (a fused kernel) when the weights are not needed, and the explicit path when they are.
+  The tests prove the two agree.
+
+Masks follow the package convention: boolean, ``True`` = "may attend", broadcastable to
+``(batch, heads, q_len, k_len)``. A query with no allowed key gets a zero output, never NaN.
+
+This file imports nothing but ``torch`` and the standard library, so it can be copied alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "KVCache",
+    "MultiHeadAttention",
+    "record_attention",
+    "scaled_dot_product_attention",
+]
+
+
+def _check_mask(mask: Tensor, q_len: int, k_len: int, name: str = "mask") -> None:
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"{name} must be a boolean tensor (True = may attend), got {got}")
+    if mask.dim() > 4 or mask.dim() < 2 or mask.shape[-1] not in (1, k_len) \
+            or mask.shape[-2] not in (1, q_len):
+        raise ValueError(
+            f"{name} must be broadcastable to (batch, heads, q_len={q_len}, k_len={k_len}), "
+            f"got shape {tuple(mask.shape)}"
+        )
+
+
+def _safe_mask(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Let fully masked query rows attend everywhere (so softmax stays finite); return them too."""
+    empty_row = ~mask.any(dim=-1, keepdim=True)  # (..., q_len, 1): True where nothing is allowed
+    return mask | empty_row, empty_row
+
+
+# --8<-- [start:scaled_dot_product_attention]
+def scaled_dot_product_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    r"""Eq. 1: :math:`\operatorname{Attention}(Q, K, V) = \operatorname{softmax}(QK^T/\sqrt{d_k})V`.
+
+    Args:
+        q: queries ``(..., q_len, d_k)``, e.g. ``(batch, heads, q_len, d_k)``.
+        k: keys ``(..., k_len, d_k)``.
+        v: values ``(..., k_len, d_v)``.
+        mask: boolean, ``True`` = may attend, broadcastable to ``(..., q_len, k_len)``.
+        dropout_p: dropout on the attention weights (§5.4 applies dropout to sub-layer
+            outputs; like PyTorch we also allow it on the weights). Use 0 at evaluation.
+
+    Returns:
+        ``(output, weights)``: ``(..., q_len, d_v)`` and ``(..., q_len, k_len)``. A query row
+        with no allowed key has all-zero weights and a zero output.
+
+    Raises:
+        ValueError: if the shapes of ``q``, ``k``, ``v`` or ``mask`` do not fit together.
+        TypeError: if ``mask`` is not boolean.
+    """
+    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
+        raise ValueError("q, k and v must have at least 2 dims (..., seq, d), got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share d_k (last dim), got {q.shape[-1]} and {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same length (dim -2), got {k.shape[-2]} and "
+                         f"{v.shape[-2]}")
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., q_len, k_len)
+    empty_row = None
+    if mask is not None:
+        _check_mask(mask, q.shape[-2], k.shape[-2])
+        mask, empty_row = _safe_mask(mask)
+        scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: no weight
+    weights = scores.softmax(dim=-1)  # (..., q_len, k_len), rows sum to 1
+    if empty_row is not None:
+        weights = weights.masked_fill(empty_row, 0.0)  # no allowed key: zeros, not NaN
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights  # (..., q_len, d_v), (..., q_len, k_len)
+# --8<-- [end:scaled_dot_product_attention]
+
+
+# --8<-- [start:kv_cache]
+class KVCache:
+    """Keys and values already computed by one attention module, for incremental decoding.
+
+    Self-attention appends the new step's keys and values (:meth:`append`); cross-attention
+    stores the encoder's keys and values once (:meth:`set`) and reuses them at every step.
+    Tensors are ``(batch, heads, length, d_head)``.
+    """
+
+    def __init__(self) -> None:
+        self.key: Tensor | None = None
+        self.value: Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.key is None else self.key.shape[-2]
+
+    def append(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Add ``(batch, heads, new, d_head)`` keys/values; return all of them so far."""
+        if self.key is None or self.value is None:
+            self.key, self.value = key, value
+        else:
+            self.key = torch.cat([self.key, key], dim=-2)  # (batch, heads, len + new, d_head)
+            self.value = torch.cat([self.value, value], dim=-2)
+        return self.key, self.value
+
+    def set(self, key: Tensor, value: Tensor) -> None:
+        """Store keys/values computed once (cross-attention over the encoder output)."""
+        self.key, self.value = key, value
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows ``index`` (beam search reorders hypotheses every step)."""
+        if self.key is not None and self.value is not None:
+            self.key = self.key.index_select(0, index)
+            self.value = self.value.index_select(0, index)
+# --8<-- [end:kv_cache]
+
+
+# --8<-- [start:multi_head_attention]
+class MultiHeadAttention(nn.Module):
+    r"""Multi-head attention (§3.2.2).
+
+    .. math::
+        \operatorname{MultiHead}(Q, K, V) = \operatorname{Concat}(\mathrm{head}_1, \dots,
+        \mathrm{head}_h) W^O, \quad
+        \mathrm{head}_i = \operatorname{Attention}(Q W_i^Q, K W_i^K, V W_i^V)
+
+    with :math:`d_k = d_v = d_{model} / h`. The ``h`` per-head projections are stored as one
+    ``d_model × d_model`` matrix each (``w_q``, ``w_k``, ``w_v``), or, with ``fused=True``, as a
+    single ``3·d_model × d_model`` matrix ``w_qkv`` (one matrix product for self-attention).
+
+    Args:
+        d_model: model width (512 in the base model).
+        n_heads: number of heads ``h`` (8); must divide ``d_model``.
+        dropout: dropout on the attention weights during training.
+        bias: whether the projections have biases.
+        fused: store Q, K, V projections as one matrix.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
+                 fused: bool = False) -> None:
+        super().__init__()
+        if d_model <= 0 or n_heads <= 0 or d_model % n_heads != 0:
+            raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads "
+                             f"({n_heads})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.dropout, self.fused = dropout, fused
+        if fused:
+            self.w_qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # [W^Q; W^K; W^V]
+        else:
+            self.w_q = nn.Linear(d_model, d_model, bias=bias)  # W^Q for all heads
+            self.w_k = nn.Linear(d_model, d_model, bias=bias)  # W^K
+            self.w_v = nn.Linear(d_model, d_model, bias=bias)  # W^V
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)  # W^O
+        self.keep_weights = False  # set by record_attention()
+        self.last_weights: Tensor | None = None
+
+    def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if not self.fused:
+            return self.w_q(query), self.w_k(key), self.w_v(value)
+        if query is key and key is value:  # self-attention: one matrix product
+            return self.w_qkv(query).chunk(3, dim=-1)
+        return self._fused_part(0, query), self._fused_part(1, key), self._fused_part(2, value)
+
+    def _project_query(self, query: Tensor) -> Tensor:
+        return self._fused_part(0, query) if self.fused else self.w_q(query)
+
+    def _fused_part(self, i: int, x: Tensor) -> Tensor:
+        """Apply row block ``i`` of ``w_qkv`` (0: W^Q, 1: W^K, 2: W^V)."""
+        rows = slice(i * self.d_model, (i + 1) * self.d_model)
+        bias = None if self.w_qkv.bias is None else self.w_qkv.bias[rows]
+        return F.linear(x, self.w_qkv.weight[rows], bias)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        batch, seq, _ = x.shape
+        return x.view(batch, seq, self.n_heads, self.d_head).transpose(1, 2)  # (B, h, seq, d_head)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None, *,
+                need_weights: bool = False, cache: KVCache | None = None,
+                static_kv: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Attend from ``query`` to ``key``/``value``.
+
+        Args:
+            query: ``(batch, q_len, d_model)``.
+            key: ``(batch, k_len, d_model)``.
+            value: ``(batch, k_len, d_model)``.
+            mask: boolean, ``True`` = may attend, broadcastable to
+                ``(batch, n_heads, q_len, k_len)`` (``k_len`` counts cached keys too).
+            need_weights: also return the weights ``(batch, n_heads, q_len, k_len)``
+                (uses the explicit path).
+            cache: keys/values of earlier steps; new ones are appended (or, with
+                ``static_kv``, computed once and reused).
+            static_kv: the keys/values do not change between steps (cross-attention).
+
+        Returns:
+            ``(output, weights)``: ``(batch, q_len, d_model)`` and the weights or ``None``.
+        """
+        self._check_inputs(query, key, value)
+        if static_kv and cache is not None and len(cache) > 0:
+            q = self._split_heads(self._project_query(query))  # (B, h, q_len, d_head)
+            k, v = cache.key, cache.value  # computed once, at the first step
+        else:
+            q, k, v = (self._split_heads(t) for t in self._project(query, key, value))
+            if cache is not None and static_kv:
+                cache.set(k, v)
+            elif cache is not None:
+                k, v = cache.append(k, v)  # (B, h, cached + k_len, d_head)
+        if mask is not None:
+            _check_mask(mask, q.shape[-2], k.shape[-2])
+            if mask.dim() == 4 and mask.shape[0] not in (1, query.shape[0]):
+                raise ValueError(f"mask batch size {mask.shape[0]} does not match the input's "
+                                 f"{query.shape[0]}")
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights or self.keep_weights:  # the explicit math of eq. 1
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+            if self.keep_weights:
+                self.last_weights = weights.detach()
+        elif mask is None:  # fused kernel
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        else:
+            safe, empty_row = _safe_mask(mask)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=p)
+            out = out.masked_fill(empty_row, 0.0)  # rows with no allowed key: zeros
+        out = out.transpose(1, 2).reshape(query.shape[0], -1, self.d_model)  # (B, q_len, d_model)
+        return self.w_o(out), (weights if need_weights else None)
+
+    def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if t.dim() != 3 or t.shape[-1] != self.d_model:
+                raise ValueError(f"{name} must have shape (batch, seq, d_model={self.d_model}), "
+                                 f"got {tuple(t.shape)}")
+        if not query.shape[0] == key.shape[0] == value.shape[0]:
+            raise ValueError("query, key and value must have the same batch size, got "
+                             f"{query.shape[0]}, {key.shape[0]}, {value.shape[0]}")
+        if key.shape[1] != value.shape[1]:
+            raise ValueError(f"key and value must have the same length, got {key.shape[1]} and "
+                             f"{value.shape[1]}")
+# --8<-- [end:multi_head_attention]
+
+
+@contextmanager
+def record_attention(model: nn.Module) -> Iterator[dict[str, Tensor]]:
+    """Collect the attention weights of every :class:`MultiHeadAttention` inside ``model``.
+
+    Usage::
+
+        with record_attention(model) as maps:
+            model(src, tgt)
+        maps["decoder.layers.0.cross_attn"]  # (batch, heads, q_len, k_len)
+
+    The dictionary is filled when the block exits, keyed by module name.
+    """
+    modules = {n: m for n, m in model.named_modules() if isinstance(m, MultiHeadAttention)}
+    for m in modules.values():
+        m.keep_weights, m.last_weights = True, None
+    maps: dict[str, Tensor] = {}
+    try:
+        yield maps
+    finally:
+        for name, m in modules.items():
+            if m.last_weights is not None:
+                maps[name] = m.last_weights
+            m.keep_weights, m.last_weights = False, None

@@ -1,0 +1,135 @@
+"""Token embeddings (§3.4) and positional encodings (§3.5) of Vaswani et al. 2017.
+
+This file imports nothing but ``torch`` and the standard library, so it can be copied alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "TokenEmbedding"]
+
+
+def _check_tokens(tokens: Tensor, vocab_size: int) -> None:
+    if not isinstance(tokens, Tensor):
+        raise TypeError(f"tokens must be a tensor of integer ids, got {type(tokens).__name__}")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise TypeError(f"tokens must hold integer ids (torch.long), got dtype {tokens.dtype}")
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must have shape (batch, seq), got {tuple(tokens.shape)}")
+    if tokens.numel() and not torch.compiler.is_compiling():
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= vocab_size:
+            raise ValueError(f"token ids must be in [0, vocab_size={vocab_size}), got ids in "
+                             f"[{lo}, {hi}]")
+
+
+# --8<-- [start:token_embedding]
+class TokenEmbedding(nn.Module):
+    r"""Learned embeddings, multiplied by :math:`\sqrt{d_{model}}` (§3.4).
+
+    "In the embedding layers, we multiply those weights by :math:`\sqrt{d_{model}}`." With the
+    weight tied to the pre-softmax projection, the same matrix maps ids to vectors and back.
+
+    Args:
+        vocab_size: number of token ids.
+        d_model: vector width.
+        padding_idx: optional id whose vector is kept at zero and gets no gradient.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, padding_idx: int | None = None) -> None:
+        super().__init__()
+        if vocab_size <= 0 or d_model <= 0:
+            raise ValueError(f"vocab_size and d_model must be positive, got {vocab_size}, "
+                             f"{d_model}")
+        self.vocab_size, self.d_model = vocab_size, d_model
+        self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
+        self.scale = math.sqrt(d_model)
+
+    @property
+    def weight(self) -> Tensor:
+        """The ``(vocab_size, d_model)`` embedding matrix."""
+        return self.embedding.weight
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Map ``(batch, seq)`` integer ids to ``(batch, seq, d_model)`` vectors."""
+        _check_tokens(tokens, self.vocab_size)
+        return self.embedding(tokens) * self.scale  # (batch, seq, d_model)
+# --8<-- [end:token_embedding]
+
+
+# --8<-- [start:sinusoidal]
+def sinusoidal_table(max_len: int, d_model: int) -> Tensor:
+    r"""The table of §3.5: :math:`PE_{(pos, 2i)} = \sin(pos / 10000^{2i/d_{model}})`,
+    :math:`PE_{(pos, 2i+1)} = \cos(pos / 10000^{2i/d_{model}})`.
+
+    Returns:
+        ``(max_len, d_model)`` float tensor.
+    """
+    if d_model % 2 != 0:
+        raise ValueError(f"d_model must be even for sinusoidal positions, got {d_model}")
+    pos = torch.arange(max_len, dtype=torch.float64)[:, None]  # (max_len, 1)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (d_model / 2,)
+    angle = pos / 10000 ** (two_i / d_model)  # (max_len, d_model / 2)
+    table = torch.empty(max_len, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle)  # even dimensions
+    table[:, 1::2] = torch.cos(angle)  # odd dimensions
+    return table.float()
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds the fixed sinusoidal table to the embeddings (§3.5).
+
+    "We chose this function because we hypothesized it would allow the model to easily learn
+    to attend by relative positions, since for any fixed offset k, PE_{pos+k} can be
+    represented as a linear function of PE_{pos}."
+
+    Args:
+        d_model: vector width (even).
+        max_len: longest sequence supported.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 5000) -> None:
+        super().__init__()
+        self.d_model, self.max_len = d_model, max_len
+        self.register_buffer("table", sinusoidal_table(max_len, d_model), persistent=False)
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """Return ``x + PE[offset : offset + seq]`` for ``x`` of shape ``(batch, seq, d_model)``."""
+        _check_positions(x, self.d_model, self.max_len, offset)
+        table: Tensor = self.table  # type: ignore[assignment]
+        return x + table[offset: offset + x.shape[1]].to(x.dtype)  # broadcast over batch
+# --8<-- [end:sinusoidal]
+
+
+# --8<-- [start:learned_positions]
+class LearnedPositionalEmbedding(nn.Module):
+    """A learned vector per position, the alternative of §3.5 (Table 3, row E).
+
+    "We also experimented with using learned positional embeddings instead, and found that
+    the two versions produced nearly identical results."
+    """
+
+    def __init__(self, d_model: int, max_len: int = 512) -> None:
+        super().__init__()
+        self.d_model, self.max_len = d_model, max_len
+        self.embedding = nn.Embedding(max_len, d_model)
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """Return ``x`` plus the position vectors ``offset .. offset + seq - 1``."""
+        _check_positions(x, self.d_model, self.max_len, offset)
+        positions = torch.arange(offset, offset + x.shape[1], device=x.device)  # (seq,)
+        return x + self.embedding(positions)  # (batch, seq, d_model)
+# --8<-- [end:learned_positions]
+
+
+def _check_positions(x: Tensor, d_model: int, max_len: int, offset: int) -> None:
+    if x.dim() != 3 or x.shape[-1] != d_model:
+        raise ValueError(f"x must have shape (batch, seq, d_model={d_model}), got "
+                         f"{tuple(x.shape)}")
+    if offset < 0 or offset + x.shape[1] > max_len:
+        raise ValueError(f"positions {offset}..{offset + x.shape[1] - 1} exceed the table: "
+                         f"max_len={max_len} (sequence too long)")
