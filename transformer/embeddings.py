@@ -119,7 +119,8 @@ class LearnedPositionalEmbedding(nn.Module):
         self.embedding = nn.Embedding(max_len, d_model)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
-        """Return ``x`` plus the position vectors ``offset .. offset + seq - 1``."""
+        """Return ``x`` ``(batch, seq, d_model)`` plus the vectors of positions
+        ``offset .. offset + seq - 1``."""
         _check_positions(x, self.d_model, self.max_len, offset)
         positions = torch.arange(offset, offset + x.shape[1], device=x.device)  # (seq,)
         return x + self.embedding(positions)  # (batch, seq, d_model)

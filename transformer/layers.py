@@ -68,6 +68,7 @@ class ResidualSublayer(nn.Module):
         self.norm_first = norm_first
 
     def forward(self, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
+        """``x``: ``(batch, seq, d_model)``; ``sublayer`` maps that shape to itself."""
         if self.norm_first:  # pre-LN: x + Sublayer(LayerNorm(x))
             return x + self.dropout(sublayer(self.norm(x)))
         return self.norm(x + self.dropout(sublayer(x)))  # post-LN, the paper's

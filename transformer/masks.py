@@ -26,7 +26,7 @@ __all__ = ["causal_mask", "padding_mask", "to_torch_masks"]
 
 # --8<-- [start:padding_mask]
 def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
-    """Mask that hides padding keys: ``True`` where ``tokens != pad_id``.
+    """Mask that hides padding keys: ``True`` where ``tokens != pad_id`` (§3.2.3).
 
     Args:
         tokens: ``(batch, seq)`` integer token ids.
