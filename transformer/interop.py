@@ -9,6 +9,8 @@ and the multi-head attention chapter use them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -103,7 +105,7 @@ def load_torch_decoder_layer(ours: DecoderLayer, theirs: nn.TransformerDecoderLa
 
 
 def _load_stack(ours: Encoder | Decoder, theirs: nn.TransformerEncoder | nn.TransformerDecoder,
-                load_layer) -> None:  # noqa: ANN001 - one of the two layer loaders
+                load_layer: Callable[[nn.Module, nn.Module], nn.Module]) -> None:
     if len(ours.layers) != len(theirs.layers):
         raise ValueError(f"layer counts differ: ours {len(ours.layers)}, theirs "
                          f"{len(theirs.layers)}")
