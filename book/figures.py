@@ -22,8 +22,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # build machines have no display
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 __all__ = ["svg"]
 
@@ -48,7 +48,13 @@ def svg(fig: Figure, *, alt: str = "", caption: str | None = None, close: bool =
         raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "book"}):
-        fig.savefig(buffer, format="svg", bbox_inches="tight", transparent=True)
+        fig.savefig(
+            buffer,
+            format="svg",
+            bbox_inches="tight",
+            transparent=True,
+            metadata={"Date": None},  # reproducible output
+        )
     if close:
         plt.close(fig)
     text = _XML_PROLOGUE.sub("", buffer.getvalue(), count=1)

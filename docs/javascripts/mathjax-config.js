@@ -17,8 +17,10 @@
     },
     options: {
       // Only typeset what arithmatex marked (and notebook Markdown cells): nothing else on
-      // the page, code blocks included, is ever read as TeX.
-      ignoreHtmlClass: ".*|",
+      // the page, code blocks included, is ever read as TeX. Material uses ".*|", which also
+      // matches elements with no class at all, so the <p> inside a notebook cell would be
+      // skipped; ".+" skips every element that has a class, unless processHtmlClass matches.
+      ignoreHtmlClass: ".+",
       processHtmlClass: "arithmatex|jp-MarkdownOutput",
     },
   };
