@@ -1,0 +1,34 @@
+"""Training the Transformer (§5): label smoothing, Adam with the eq. 3 schedule, batching by
+length, checkpoints, and a small trainer. Builds on the model; the model never imports it."""
+
+from transformer.training.batching import TokenBatchSampler, pad_batch, padding_fraction
+from transformer.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from transformer.training.loss import LabelSmoothingLoss, label_smoothed_nll
+from transformer.training.schedule import NoamSchedule, noam_lr
+from transformer.training.trainer import (
+    TokenLoss,
+    TrainConfig,
+    Trainer,
+    plot_metrics,
+    read_metrics,
+    seed_everything,
+)
+
+__all__ = [
+    "CheckpointError",
+    "LabelSmoothingLoss",
+    "NoamSchedule",
+    "TokenBatchSampler",
+    "TokenLoss",
+    "TrainConfig",
+    "Trainer",
+    "label_smoothed_nll",
+    "load_checkpoint",
+    "noam_lr",
+    "pad_batch",
+    "padding_fraction",
+    "plot_metrics",
+    "read_metrics",
+    "save_checkpoint",
+    "seed_everything",
+]

@@ -1,0 +1,239 @@
+"""The trainer: learns, resumes bit-identically, accumulates, clips, logs (§5.3–5.4)."""
+
+import copy
+import json
+import math
+import random
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from transformer.model import DecoderOnlyTransformer, Transformer, TransformerConfig
+from transformer.training import checkpoint
+from transformer.training.schedule import noam_lr
+from transformer.training.trainer import TrainConfig, Trainer, plot_metrics, read_metrics
+
+V = 12
+
+
+def counting_batches(epoch: int, n: int = 4, batch: int = 16, length: int = 10) -> list[dict]:
+    """Decoder-only batches whose next token is always the current one plus one (mod V-1)."""
+    g = torch.Generator().manual_seed(epoch)
+    out = []
+    for _ in range(n):
+        start = torch.randint(0, V - 1, (batch, 1), generator=g)
+        seq = (start + torch.arange(length + 1)) % (V - 1) + 1  # ids 1..V-1, 0 is padding
+        out.append({"tokens": seq[:, :-1], "targets": seq[:, 1:]})
+    return out
+
+
+def copy_batches(epoch: int, n: int = 5) -> list[dict]:
+    """Encoder-decoder batches of a copy task, with padding, shuffled differently per epoch."""
+    g = torch.Generator().manual_seed(1000)
+    batches = []
+    for _ in range(n):
+        src = torch.randint(3, V, (4, 6), generator=g)
+        src[0, 4:] = 0  # a padded sentence
+        tgt = torch.cat([src, torch.zeros(4, 1, dtype=torch.long)], 1)
+        tgt[torch.arange(4), (src != 0).sum(1)] = 2  # EOS after the last real token
+        tgt_in = torch.cat([torch.ones(4, 1, dtype=torch.long), tgt[:, :-1]], 1)  # BOS + shift
+        tgt_in[tgt_in == 2] = 0
+        batches.append({"src": src, "tgt_in": tgt_in, "tgt_out": tgt})
+    random.Random(epoch).shuffle(batches)
+    return batches
+
+
+def _config(**changes) -> TrainConfig:
+    return TrainConfig(**({"max_steps": 6, "warmup_steps": 4, "device": "cpu",
+                           "progress": False} | changes))
+
+
+def _lm(seed: int = 0, **changes) -> DecoderOnlyTransformer:
+    torch.manual_seed(seed)
+    return DecoderOnlyTransformer(TransformerConfig.tiny(vocab_size=V, **changes))
+
+
+def _seq2seq(seed: int = 0) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(TransformerConfig.tiny(vocab_size=V, dropout=0.1))
+
+
+def test_loss_decreases_on_a_counting_task():
+    trainer = Trainer(_lm(dropout=0.1),
+                      _config(max_steps=40, warmup_steps=10, label_smoothing=0.0),
+                      counting_batches)
+    history = trainer.train()
+    assert history[0]["loss"] > math.log(V)  # starts no better than uniform guessing
+    assert history[-1]["loss"] < 0.3
+
+
+def test_train_stops_after_k_steps_with_the_schedule_from_step_one():
+    trainer = Trainer(_lm(), _config(max_steps=100), counting_batches)
+    history = trainer.train(until_step=3)
+    assert trainer.step == 3
+    assert [m["step"] for m in history] == [1, 2, 3]
+    assert [m["lr"] for m in history] == [noam_lr(s, 32, 4) for s in (1, 2, 3)]
+    assert all(m["tokens"] == 16 * 10 and m["tokens_per_s"] > 0 for m in history)
+    assert len(trainer.train(until_step=5)) == 2  # continues from where it stopped
+
+
+def _weights(model):
+    return [p.detach().clone() for p in model.state_dict().values()]
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    config = _config(grad_accum_steps=2)  # 6 steps × 2 micro-batches cross 5-batch epochs
+    straight = Trainer(_seq2seq(0), config, copy_batches)
+    expected = [m["loss"] for m in straight.train()]
+
+    first = Trainer(_seq2seq(0), config, copy_batches)
+    first.train(until_step=3)
+    first.save(tmp_path / "ck")
+    second = Trainer(_seq2seq(1), config, copy_batches)  # other weights, fresh RNG
+    second.resume(tmp_path / "ck")
+    assert (second.step, second.epoch, second.batch_in_epoch) == (3, 1, 1)
+    resumed = [m["loss"] for m in second.train()]
+
+    assert resumed == expected[3:]
+    for a, b in zip(_weights(straight.model), _weights(second.model), strict=True):
+        assert torch.equal(a, b)
+
+    # Control: dropout draws from the restored RNG; with another RNG state the run differs.
+    third = Trainer(_seq2seq(1), config, copy_batches)
+    third.resume(tmp_path / "ck")
+    torch.manual_seed(12345)
+    assert [m["loss"] for m in third.train()] != expected[3:]
+
+
+class _EpochSource:
+    """A re-iterable with set_epoch, like TokenBatchSampler behind a loader."""
+
+    def __init__(self):
+        self.epochs = []
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(counting_batches(self.epoch, n=3))
+
+
+def test_a_source_with_set_epoch_is_told_each_epoch():
+    source = _EpochSource()
+    Trainer(_lm(), _config(max_steps=7), source).train()
+    assert source.epochs == [0, 1, 2]  # 7 batches of 3 per epoch: epochs 0, 1 and part of 2
+
+
+def test_an_empty_epoch_is_a_clear_error():
+    with pytest.raises(ValueError, match="no batches for epoch 0"):
+        Trainer(_lm(), _config(), lambda epoch: []).train()
+
+
+def test_grad_accumulation_equals_one_big_batch():
+    torch.manual_seed(0)
+    model = _lm().double()
+    micro = counting_batches(0, n=2, batch=8)
+    big = [{key: torch.cat([b[key] for b in micro]) for key in micro[0]}]
+    accumulated = Trainer(copy.deepcopy(model), _config(grad_accum_steps=2), micro)
+    single = Trainer(copy.deepcopy(model), _config(), big)
+    m_acc, m_big = accumulated.train_step(), single.train_step()
+    assert m_acc["tokens"] == m_big["tokens"] == 160
+    assert math.isclose(m_acc["loss"], m_big["loss"], rel_tol=1e-12)
+    for p, q in zip(accumulated.model.parameters(), single.model.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-13)
+
+
+def test_grad_clipping_caps_the_global_norm():
+    trainer = Trainer(_lm(), _config(grad_clip=0.05), counting_batches)
+    metrics = trainer.train_step()
+    norm = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(p.grad) for p in trainer.model.parameters()]))
+    assert metrics["grad_norm"] > 0.05  # the raw gradient was larger ...
+    assert norm <= 0.05 * (1 + 1e-5)  # ... and the step used the clipped one
+
+
+def test_bf16_autocast_runs_on_cpu():
+    seen = []
+
+    def loss_fn(model, batch):
+        logits = model(batch["tokens"])
+        seen.append(logits.dtype)
+        loss = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2),
+                                                 batch["targets"], reduction="sum")
+        return loss, batch["targets"].numel()
+
+    trainer = Trainer(_lm(), _config(precision="bf16"), counting_batches, loss_fn=loss_fn)
+    metrics = trainer.train_step()
+    assert seen == [torch.bfloat16]
+    assert math.isfinite(metrics["loss"])
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_fp16_on_cpu_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"fp16.*CUDA.*bf16"):
+        Trainer(_lm(), _config(precision="fp16"), counting_batches)
+
+
+def test_metrics_are_json_lines_with_eval_and_plot(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    trainer = Trainer(_lm(), _config(max_steps=4, eval_every=2, log_path=str(log)),
+                      counting_batches, eval_batches=counting_batches(99, n=2))
+    trainer.train()
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert {"step", "epoch", "loss", "lr", "tokens", "tokens_per_s", "grad_norm"} <= set(
+        records[0])
+    assert ["eval_loss" in r for r in records] == [False, True, False, True]
+    assert read_metrics(log) == records
+    ax = plot_metrics(log, ax=Figure().subplots())
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [4, 2]
+
+
+def test_checkpoint_every_writes_a_resumable_latest(tmp_path):
+    trainer = Trainer(_lm(), _config(max_steps=4, checkpoint_every=2,
+                                     checkpoint_dir=str(tmp_path)), counting_batches)
+    trainer.train()
+    extra = checkpoint.load_checkpoint(tmp_path / "latest", _lm(1))
+    assert extra["step"] == 4
+    assert extra["config"]["checkpoint_every"] == 2
+
+
+def test_compile_flag_wraps_the_model_with_torch_compile(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)
+    model = _lm()
+    Trainer(model, _config(compile=True), counting_batches).train_step()
+    assert compiled == [model]
+
+
+def test_batches_with_unknown_keys_and_models_without_config_are_rejected():
+    with pytest.raises(ValueError, match="keys"):
+        Trainer(_lm(), _config(), [{"x": torch.ones(2, 3, dtype=torch.long)}]).train_step()
+    with pytest.raises(ValueError, match=r"model\.config"):
+        Trainer(torch.nn.Linear(2, 2), _config(), counting_batches)
+    with pytest.raises(ValueError, match="eval_batches"):
+        Trainer(_lm(), _config(), counting_batches).evaluate()
+
+
+@pytest.mark.parametrize(
+    ("changes", "name"),
+    [
+        ({"max_steps": 0}, "max_steps"),
+        ({"warmup_steps": 0}, "warmup_steps"),
+        ({"grad_accum_steps": 0}, "grad_accum_steps"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"checkpoint_every": 5}, "checkpoint_dir"),
+        ({"betas": (0.9, 1.0)}, "betas"),
+        ({"lr_factor": 0.0}, "lr_factor"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"grad_clip": 0.0}, "grad_clip"),
+        ({"precision": "fp8"}, "precision"),
+    ],
+)
+def test_bad_config_values_are_rejected_by_name(changes, name):
+    with pytest.raises(ValueError, match=name):
+        _config(**changes)
