@@ -16,8 +16,9 @@ __all__ = ["LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "TokenE
 def _check_tokens(tokens: Tensor, vocab_size: int) -> None:
     if not isinstance(tokens, Tensor):
         raise TypeError(f"tokens must be a tensor of integer ids, got {type(tokens).__name__}")
-    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-        raise TypeError(f"tokens must hold integer ids (torch.long), got dtype {tokens.dtype}")
+    if tokens.dtype not in (torch.int64, torch.int32):  # what nn.Embedding accepts
+        raise TypeError(f"tokens must hold integer ids (torch.long or torch.int), got dtype "
+                        f"{tokens.dtype}")
     if tokens.dim() != 2:
         raise ValueError(f"tokens must have shape (batch, seq), got {tuple(tokens.shape)}")
     if tokens.numel() and not torch.compiler.is_compiling():
