@@ -125,7 +125,10 @@ class Trainer:
     """Trains ``model`` on ``train_batches`` with Adam and the eq. 3 schedule (§5.3).
 
     ``model.config`` must give ``d_model`` (for eq. 3) and, unless ``loss_fn`` is given,
-    ``pad_id``. Raises ``ValueError`` for fp16 without CUDA or a model without ``config``.
+    ``pad_id``. ``loss_fn(model, batch)`` returns ``(summed loss, target tokens)`` (see
+    :class:`TokenLoss`). Construction seeds Python and torch with ``config.seed``, so dropout
+    draws are reproducible. Raises ``ValueError`` for fp16 without CUDA or a model without
+    ``config``.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, train_batches: Batches,
@@ -171,11 +174,13 @@ class Trainer:
                 pass  # resuming: skip what was consumed before the checkpoint
             for batch in batches:
                 self.batch_in_epoch += 1
-                yield {k: v.to(self.device) if isinstance(v, Tensor) else v
-                       for k, v in batch.items()}
+                yield self._to_device(batch)
             if self.batch_in_epoch == 0:
                 raise ValueError(f"train_batches gave no batches for epoch {self.epoch}")
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def _to_device(self, batch: Batch) -> Batch:
+        return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.config.precision == "fp32":
@@ -222,9 +227,8 @@ class Trainer:
         self.model.eval()
         total, n_tokens = 0.0, 0
         for batch in self.eval_batches:
-            batch = {k: v.to(self.device) for k, v in batch.items()}
             with self._autocast():
-                loss, n = self.loss_fn(self.forward_model, batch)
+                loss, n = self.loss_fn(self.forward_model, self._to_device(batch))
             total, n_tokens = total + loss.item(), n_tokens + n
         return {"eval_loss": total / max(n_tokens, 1), "eval_tokens": n_tokens}
 
