@@ -33,13 +33,17 @@ from torch import Tensor, nn
 Reduction = Literal["mean", "sum", "none"]
 
 
-def _check_args(
-    logits: Tensor, target: Tensor, label_smoothing: float, reduction: str
-) -> None:
+def _check_options(label_smoothing: float, reduction: str) -> None:
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_args(
+    logits: Tensor, target: Tensor, label_smoothing: float, reduction: str
+) -> None:
+    _check_options(label_smoothing, reduction)
     if target.dtype != torch.long:
         raise TypeError(f"target must be a torch.long tensor of class ids, got {target.dtype}")
     if logits.dim() < 1 or logits.shape[:-1] != target.shape:
@@ -128,7 +132,7 @@ class LabelSmoothingLoss(nn.Module):
         smooth_over_padding: bool = True,
     ) -> None:
         super().__init__()
-        _check_args(torch.zeros(1), torch.zeros((), dtype=torch.long), label_smoothing, reduction)
+        _check_options(label_smoothing, reduction)
         self.label_smoothing = label_smoothing
         self.ignore_index = ignore_index
         self.reduction: Reduction = reduction
