@@ -1,6 +1,7 @@
 """Token-budget batching by approximate length (§5.1)."""
 
 import gzip
+import os
 import random
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import torch
 
 from transformer.training.batching import TokenBatchSampler, pad_batch, padding_fraction
 
-MULTI30K = Path("/work/shared/data/multi30k")
+# shared/ sits beside the repository (in CI too); outside CI a missing copy skips the test.
+MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
+
 
 
 def _synthetic_pairs(n: int = 2000, seed: int = 0) -> list[tuple[int, int]]:
@@ -102,7 +105,8 @@ def test_length_grouping_pads_less_than_random_batching_synthetic():
     assert len(grouped) < len(random_batches)  # less padding also means fewer steps per epoch
 
 
-@pytest.mark.skipif(not MULTI30K.exists(), reason="Multi30k not present in /work/shared/data")
+@pytest.mark.skipif(not MULTI30K.exists() and not os.environ.get("CI"),
+                    reason="Multi30k not found in ../shared/data beside the repository")
 def test_length_grouping_pads_less_than_random_batching_multi30k():
     pairs = _multi30k_pairs()
     assert len(pairs) == 29_000
