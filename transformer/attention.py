@@ -32,16 +32,17 @@ __all__ = [
 ]
 
 
-def _check_mask(mask: Tensor, q_len: int, k_len: int, name: str = "mask") -> None:
+def _check_mask(mask: Tensor, scores_shape: tuple[int, ...], name: str = "mask") -> None:
+    """Check that ``mask`` is boolean and broadcastable to the scores ``(..., q_len, k_len)``."""
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
         raise TypeError(f"{name} must be a boolean tensor (True = may attend), got {got}")
-    if mask.dim() > 4 or mask.dim() < 2 or mask.shape[-1] not in (1, k_len) \
-            or mask.shape[-2] not in (1, q_len):
-        raise ValueError(
-            f"{name} must be broadcastable to (batch, heads, q_len={q_len}, k_len={k_len}), "
-            f"got shape {tuple(mask.shape)}"
-        )
+    fits = 2 <= mask.dim() <= len(scores_shape) and all(
+        m in (1, s) for m, s in zip(reversed(mask.shape), reversed(scores_shape), strict=False))
+    if not fits:
+        dims = "(batch, heads, q_len, k_len)" if len(scores_shape) == 4 else "(..., q_len, k_len)"
+        raise ValueError(f"{name} must be broadcastable to {dims} = {tuple(scores_shape)}, "
+                         f"got shape {tuple(mask.shape)}")
 
 
 def _safe_mask(mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -69,7 +70,8 @@ def scaled_dot_product_attention(
         with no allowed key has all-zero weights and a zero output.
 
     Raises:
-        ValueError: if the shapes of ``q``, ``k``, ``v`` or ``mask`` do not fit together.
+        ValueError: if the shapes of ``q``, ``k``, ``v`` or ``mask`` do not fit together, or
+            ``dropout_p`` is not in ``[0, 1)``.
         TypeError: if ``mask`` is not boolean.
     """
     if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
@@ -80,11 +82,13 @@ def scaled_dot_product_attention(
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same length (dim -2), got {k.shape[-2]} and "
                          f"{v.shape[-2]}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., q_len, k_len)
     empty_row = None
     if mask is not None:
-        _check_mask(mask, q.shape[-2], k.shape[-2])
+        _check_mask(mask, scores.shape)
         mask, empty_row = _safe_mask(mask)
         scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: no weight
     weights = scores.softmax(dim=-1)  # (..., q_len, k_len), rows sum to 1
@@ -152,6 +156,9 @@ class MultiHeadAttention(nn.Module):
         dropout: dropout on the attention weights during training.
         bias: whether the projections have biases.
         fused: store Q, K, V projections as one matrix.
+
+    Raises:
+        ValueError: if ``n_heads`` does not divide ``d_model`` or ``dropout`` is not in [0, 1).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -213,6 +220,11 @@ class MultiHeadAttention(nn.Module):
 
         Returns:
             ``(output, weights)``: ``(batch, q_len, d_model)`` and the weights or ``None``.
+
+        Raises:
+            ValueError: if the inputs are not ``(batch, seq, d_model)`` with one batch size and
+                one key/value length, or ``mask`` is not broadcastable to the scores.
+            TypeError: if ``mask`` is not boolean.
         """
         self._check_inputs(query, key, value)
         if static_kv and cache is not None and len(cache) > 0:
@@ -224,11 +236,8 @@ class MultiHeadAttention(nn.Module):
                 cache.set(k, v)
             elif cache is not None:
                 k, v = cache.append(k, v)  # (B, h, cached + k_len, d_head)
-        if mask is not None:
-            _check_mask(mask, q.shape[-2], k.shape[-2])
-            if mask.dim() == 4 and mask.shape[0] not in (1, query.shape[0]):
-                raise ValueError(f"mask batch size {mask.shape[0]} does not match the input's "
-                                 f"{query.shape[0]}")
+        if mask is not None:  # (batch, heads, q_len, k_len) or broadcastable to it
+            _check_mask(mask, (q.shape[0], self.n_heads, q.shape[-2], k.shape[-2]))
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights or self.keep_weights:  # the explicit math of eq. 1

@@ -132,6 +132,8 @@ def _check_positions(x: Tensor, d_model: int, max_len: int, offset: int) -> None
     if x.dim() != 3 or x.shape[-1] != d_model:
         raise ValueError(f"x must have shape (batch, seq, d_model={d_model}), got "
                          f"{tuple(x.shape)}")
-    if offset < 0 or offset + x.shape[1] > max_len:
-        raise ValueError(f"positions {offset}..{offset + x.shape[1] - 1} exceed the table: "
-                         f"max_len={max_len} (sequence too long)")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    if offset + x.shape[1] > max_len:
+        raise ValueError(f"sequence too long: x has seq={x.shape[1]} at offset={offset}, needing "
+                         f"positions 0..{offset + x.shape[1] - 1}, but max_len={max_len}")

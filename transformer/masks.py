@@ -59,6 +59,9 @@ def causal_mask(q_len: int, k_len: int | None = None, device: torch.device | str
 
     Returns:
         ``(1, 1, q_len, k_len)`` boolean mask, lower-triangular when ``q_len == k_len``.
+
+    Raises:
+        ValueError: unless ``1 <= q_len <= k_len``.
     """
     k_len = q_len if k_len is None else k_len
     if q_len < 1 or k_len < q_len:
@@ -86,11 +89,18 @@ def to_torch_masks(mask: Tensor | None, n_heads: int = 1) -> tuple[Tensor | None
         ``(key_padding_mask, attn_mask)``; either may be ``None``. A ``(batch, 1, 1, k_len)``
         padding mask becomes a ``key_padding_mask``; a ``(1, 1, q_len, k_len)`` mask becomes a
         2-D ``attn_mask``; anything else becomes a 3-D ``attn_mask``.
+
+    Raises:
+        TypeError: if ``mask`` is not boolean.
+        ValueError: if ``mask`` is not 4-D.
     """
     if mask is None:
         return None, None
-    if mask.dtype != torch.bool or mask.dim() != 4:
-        raise ValueError(f"mask must be a 4-D boolean tensor, got {mask.dtype} {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a boolean tensor (True = may attend), got {mask.dtype}")
+    if mask.dim() != 4:
+        raise ValueError("mask must have 4 dims (batch, heads, q_len, k_len), got shape "
+                         f"{tuple(mask.shape)}")
     batch, heads, q_len, k_len = mask.shape
     if heads == 1 and q_len == 1:  # pure key padding
         return ~mask[:, 0, 0, :], None  # (batch, k_len)

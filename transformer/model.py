@@ -96,7 +96,9 @@ class TransformerConfig:
             raise ValueError("tie_embeddings needs one shared vocabulary: tgt_vocab_size "
                              f"({self.tgt_vocab_size}) != vocab_size ({self.vocab_size})")
         if not 0 <= self.pad_id < self.target_vocab_size or self.pad_id >= self.vocab_size:
-            raise ValueError(f"pad_id must be a valid token id, got {self.pad_id}")
+            raise ValueError(f"pad_id must be a token id of both vocabularies, in [0, "
+                             f"{min(self.vocab_size, self.target_vocab_size)}), got "
+                             f"{self.pad_id}")
 
     @property
     def target_vocab_size(self) -> int:
@@ -245,8 +247,16 @@ class Transformer(nn.Module):
 
         Without a cache the default ``tgt_mask`` hides padding and the future. With a cache
         (:meth:`new_cache`), ``tgt`` holds only the new positions; they follow the cached ones.
+
+        Raises:
+            ValueError: if ``tgt`` and ``memory`` differ in batch size, ``memory`` is not
+                ``(batch, src_len, d_model)``, or a token id or position is out of range.
+            TypeError: if ``tgt`` does not hold integer ids.
         """
         _check_batch("tgt", tgt, "memory", memory)
+        if memory.dim() != 3 or memory.shape[-1] != self.config.d_model:
+            raise ValueError(f"memory must have shape (batch, src_len, d_model="
+                             f"{self.config.d_model}), got {tuple(memory.shape)}")
         offset = 0 if cache is None else len(cache[0].self_attn)
         if tgt_mask is None:
             tgt_mask = causal_mask(tgt.shape[1], offset + tgt.shape[1], tgt.device)
@@ -259,7 +269,13 @@ class Transformer(nn.Module):
     def forward(self, src: Tensor, tgt: Tensor, src_mask: Tensor | None = None,
                 tgt_mask: Tensor | None = None) -> Tensor:
         """Teacher forcing: ``src`` ``(batch, src_len)``, shifted-right ``tgt``
-        ``(batch, tgt_len)`` → logits ``(batch, tgt_len, vocab)``."""
+        ``(batch, tgt_len)`` → logits ``(batch, tgt_len, vocab)``.
+
+        Raises:
+            ValueError: if ``src`` and ``tgt`` differ in batch size, or a token id, position or
+                mask shape is out of range.
+            TypeError: if the ids are not integers or a mask is not boolean.
+        """
         _check_batch("src", src, "tgt", tgt)
         if src_mask is None:
             src_mask = padding_mask(src, self.config.pad_id)
