@@ -1,0 +1,211 @@
+"""Bad input fails early and says why: every error names the argument, what was expected (shape
+or range) and what it got. One parametrized case per mistake a reader is likely to make."""
+
+import pytest
+import torch
+
+from transformer import (
+    DecoderOnlyTransformer,
+    LearnedPositionalEmbedding,
+    MultiHeadAttention,
+    PositionwiseFeedForward,
+    SinusoidalPositionalEncoding,
+    TokenEmbedding,
+    Transformer,
+    TransformerConfig,
+    causal_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+    sinusoidal_table,
+    to_torch_masks,
+)
+
+D, H = 32, 4
+
+
+def _x(*shape: int) -> torch.Tensor:
+    return torch.zeros(*shape)
+
+
+def _mha(query, key, value, mask=None, **kw):
+    return MultiHeadAttention(D, H)(query, key, value, mask, **kw)
+
+
+def _self_attn(mask, need_weights=False):
+    x = _x(2, 5, D)
+    return _mha(x, x, x, mask, need_weights=need_weights)
+
+
+def _sdpa(q_shape=(2, 4, 5, 8), k_shape=(2, 4, 6, 8), v_shape=(2, 4, 6, 8), mask=None, **kw):
+    return scaled_dot_product_attention(_x(*q_shape), _x(*k_shape), _x(*v_shape), mask, **kw)
+
+
+def _tiny(**changes):
+    return Transformer(TransformerConfig.tiny(vocab_size=16, **changes))
+
+
+def _ids(*shape: int, high: int = 16) -> torch.Tensor:
+    return torch.randint(1, high, shape)
+
+
+CASES = [
+    # --- multi-head attention inputs (§3.2.2) ---
+    ("query_wrong_rank", lambda: _mha(_x(5, D), _x(2, 5, D), _x(2, 5, D)),
+     ValueError, r"query must have shape \(batch, seq, d_model=32\), got \(5, 32\)"),
+    ("key_wrong_rank", lambda: _mha(_x(2, 5, D), _x(2, 1, 5, D), _x(2, 5, D)),
+     ValueError, r"key must have shape \(batch, seq, d_model=32\), got \(2, 1, 5, 32\)"),
+    ("value_wrong_rank", lambda: _mha(_x(2, 5, D), _x(2, 5, D), _x(5, D)),
+     ValueError, r"value must have shape \(batch, seq, d_model=32\), got \(5, 32\)"),
+    ("query_wrong_d_model", lambda: _mha(_x(2, 5, 16), _x(2, 5, D), _x(2, 5, D)),
+     ValueError, r"query must have shape \(batch, seq, d_model=32\), got \(2, 5, 16\)"),
+    ("key_wrong_d_model", lambda: _mha(_x(2, 5, D), _x(2, 5, 48), _x(2, 5, 48)),
+     ValueError, r"key must have shape \(batch, seq, d_model=32\), got \(2, 5, 48\)"),
+    ("mismatched_batch", lambda: _mha(_x(2, 5, D), _x(3, 5, D), _x(3, 5, D)),
+     ValueError, r"query, key and value must have the same batch size, got 2, 3, 3"),
+    ("key_value_length_mismatch", lambda: _mha(_x(2, 5, D), _x(2, 6, D), _x(2, 4, D)),
+     ValueError, r"key and value must have the same length, got 6 and 4"),
+    ("heads_do_not_divide_d_model", lambda: MultiHeadAttention(30, 4),
+     ValueError, r"d_model \(30\) must be a positive multiple of n_heads \(4\)"),
+    ("mha_dropout_out_of_range", lambda: MultiHeadAttention(D, H, dropout=1.0),
+     ValueError, r"dropout must be in \[0, 1\), got 1.0"),
+    # --- masks given to attention (§3.2.3) ---
+    ("mask_wrong_k_len", lambda: _self_attn(torch.ones(2, 1, 1, 4, dtype=torch.bool)),
+     ValueError, r"mask must be broadcastable to \(batch, heads, q_len, k_len\) = "
+                 r"\(2, 4, 5, 5\), got shape \(2, 1, 1, 4\)"),
+    ("mask_wrong_batch", lambda: _self_attn(torch.ones(3, 1, 1, 5, dtype=torch.bool)),
+     ValueError, r"mask must be broadcastable to \(batch, heads, q_len, k_len\) = "
+                 r"\(2, 4, 5, 5\), got shape \(3, 1, 1, 5\)"),
+    ("mask_wrong_batch_explicit_path",
+     lambda: _self_attn(torch.ones(3, 1, 5, 5, dtype=torch.bool), need_weights=True),
+     ValueError, r"mask must be broadcastable to .* = \(2, 4, 5, 5\), got shape \(3, 1, 5, 5\)"),
+    ("mask_3d_batch_lands_on_heads", lambda: _self_attn(torch.ones(2, 5, 5, dtype=torch.bool)),
+     ValueError, r"mask must be broadcastable to .* = \(2, 4, 5, 5\), got shape \(2, 5, 5\)"),
+    ("mask_too_many_dims", lambda: _self_attn(torch.ones(1, 2, 1, 1, 5, dtype=torch.bool)),
+     ValueError, r"mask must be broadcastable to .* = \(2, 4, 5, 5\), got shape \(1, 2, 1, 1, 5\)"),
+    ("mask_float_not_bool", lambda: _self_attn(torch.ones(2, 1, 1, 5)),
+     TypeError, r"mask must be a boolean tensor \(True = may attend\), got torch.float32"),
+    ("mask_int_not_bool", lambda: _self_attn(torch.ones(1, 1, 5, 5, dtype=torch.long)),
+     TypeError, r"mask must be a boolean tensor \(True = may attend\), got torch.int64"),
+    # --- scaled dot-product attention (eq. 1) ---
+    ("sdpa_q_k_d_k_mismatch", lambda: _sdpa(k_shape=(2, 4, 6, 6), v_shape=(2, 4, 6, 8)),
+     ValueError, r"q and k must share d_k \(last dim\), got 8 and 6"),
+    ("sdpa_k_v_length_mismatch", lambda: _sdpa(v_shape=(2, 4, 7, 8)),
+     ValueError, r"k and v must have the same length \(dim -2\), got 6 and 7"),
+    ("sdpa_rank_below_2", lambda: _sdpa(q_shape=(8,)),
+     ValueError, r"q, k and v must have at least 2 dims \(\.\.\., seq, d\), got \(8,\)"),
+    ("sdpa_mask_wrong_batch", lambda: _sdpa(mask=torch.ones(3, 1, 5, 6, dtype=torch.bool)),
+     ValueError, r"mask must be broadcastable to .* = \(2, 4, 5, 6\), got shape \(3, 1, 5, 6\)"),
+    ("sdpa_mask_wrong_q_len", lambda: _sdpa(mask=torch.ones(1, 1, 4, 6, dtype=torch.bool)),
+     ValueError, r"mask must be broadcastable to .* = \(2, 4, 5, 6\), got shape \(1, 1, 4, 6\)"),
+    ("sdpa_mask_not_bool", lambda: _sdpa(mask=torch.ones(5, 6, dtype=torch.uint8)),
+     TypeError, r"mask must be a boolean tensor \(True = may attend\), got torch.uint8"),
+    ("sdpa_dropout_out_of_range", lambda: _sdpa(dropout_p=-0.1),
+     ValueError, r"dropout_p must be in \[0, 1\), got -0.1"),
+    # --- embeddings and positions (§3.4, §3.5) ---
+    ("token_id_too_large", lambda: TokenEmbedding(16, 8)(torch.tensor([[3, 16]])),
+     ValueError, r"token ids must be in \[0, vocab_size=16\), got ids in \[3, 16\]"),
+    ("token_id_negative", lambda: TokenEmbedding(16, 8)(torch.tensor([[-1, 2]])),
+     ValueError, r"token ids must be in \[0, vocab_size=16\), got ids in \[-1, 2\]"),
+    ("token_ids_as_floats", lambda: TokenEmbedding(16, 8)(torch.tensor([[1.0, 2.0]])),
+     TypeError, r"tokens must hold integer ids \(torch.long or torch.int\), got dtype "
+                r"torch.float32"),
+    ("token_ids_as_bool", lambda: TokenEmbedding(16, 8)(torch.tensor([[True]])),
+     TypeError, r"tokens must hold integer ids .*got dtype torch.bool"),
+    ("token_ids_as_list", lambda: TokenEmbedding(16, 8)([[1, 2]]),
+     TypeError, r"tokens must be a tensor of integer ids, got list"),
+    ("tokens_without_batch_dim", lambda: TokenEmbedding(16, 8)(torch.tensor([1, 2, 3])),
+     ValueError, r"tokens must have shape \(batch, seq\), got \(3,\)"),
+    ("embedding_vocab_not_positive", lambda: TokenEmbedding(0, 8),
+     ValueError, r"vocab_size and d_model must be positive, got 0, 8"),
+    ("sequence_longer_than_sinusoidal_table",
+     lambda: SinusoidalPositionalEncoding(8, max_len=5)(_x(1, 6, 8)),
+     ValueError, r"sequence too long: x has seq=6 at offset=0.* but max_len=5"),
+    ("sequence_longer_than_learned_table",
+     lambda: LearnedPositionalEmbedding(8, max_len=5)(_x(1, 3, 8), offset=3),
+     ValueError, r"sequence too long: x has seq=3 at offset=3, needing positions 0\.\.5, "
+                 r"but max_len=5"),
+    ("negative_position_offset", lambda: SinusoidalPositionalEncoding(8)(_x(1, 2, 8), -1),
+     ValueError, r"offset must be >= 0, got -1"),
+    ("positions_wrong_d_model", lambda: SinusoidalPositionalEncoding(8)(_x(1, 2, 6)),
+     ValueError, r"x must have shape \(batch, seq, d_model=8\), got \(1, 2, 6\)"),
+    ("sinusoidal_odd_d_model", lambda: sinusoidal_table(10, 7),
+     ValueError, r"d_model must be even for sinusoidal positions, got 7"),
+    # --- feed-forward ---
+    ("unknown_activation_in_feed_forward", lambda: PositionwiseFeedForward(8, 16,
+                                                                           activation="swish"),
+     ValueError, r"activation must be one of \['gelu', 'relu'\], got 'swish'"),
+    # --- the config (Table 3) ---
+    ("config_heads_do_not_divide_d_model", lambda: TransformerConfig(d_model=30, n_heads=4),
+     ValueError, r"d_model \(30\) must be divisible by n_heads \(4\)"),
+    ("config_dropout_out_of_range", lambda: TransformerConfig(dropout=-0.1),
+     ValueError, r"dropout must be in \[0, 1\), got -0.1"),
+    ("config_unknown_activation", lambda: TransformerConfig(activation="swish"),
+     ValueError, r"activation must be one of \['gelu', 'relu'\], got 'swish'"),
+    ("config_unknown_positional", lambda: TransformerConfig(positional="rotary-ish"),
+     ValueError, r"positional must be 'sinusoidal' or 'learned', got 'rotary-ish'"),
+    ("config_tied_embeddings_with_two_vocabularies",
+     lambda: TransformerConfig(vocab_size=100, tgt_vocab_size=120),
+     ValueError, r"tie_embeddings needs one shared vocabulary: tgt_vocab_size \(120\) != "
+                 r"vocab_size \(100\)"),
+    ("config_layers_not_positive", lambda: TransformerConfig(n_layers=0),
+     ValueError, r"n_layers must be a positive integer, got 0"),
+    ("config_pad_id_outside_vocabulary", lambda: TransformerConfig.tiny(pad_id=16),
+     ValueError, r"pad_id must be a token id of both vocabularies, in \[0, 16\), got 16"),
+    # --- the models ---
+    ("forward_src_tgt_batch_mismatch", lambda: _tiny()(_ids(2, 5), _ids(3, 4)),
+     ValueError, r"src and tgt must have the same batch size, got 2 and 3"),
+    ("decode_tgt_memory_batch_mismatch", lambda: _tiny().decode(_ids(3, 4), _x(2, 5, D)),
+     ValueError, r"tgt and memory must have the same batch size, got 3 and 2"),
+    ("decode_memory_wrong_d_model", lambda: _tiny().decode(_ids(2, 4), _x(2, 5, 16)),
+     ValueError, r"memory must have shape \(batch, src_len, d_model=32\), got \(2, 5, 16\)"),
+    ("model_sequence_longer_than_max_len", lambda: _tiny(max_len=8)(_ids(1, 9), _ids(1, 3)),
+     ValueError, r"sequence too long: x has seq=9 .*max_len=8"),
+    ("model_token_outside_vocabulary", lambda: _tiny()(_ids(1, 4), torch.tensor([[1, 99]])),
+     ValueError, r"token ids must be in \[0, vocab_size=16\), got ids in \[1, 99\]"),
+    ("decoder_only_float_tokens",
+     lambda: DecoderOnlyTransformer(TransformerConfig.tiny())(torch.rand(1, 4)),
+     TypeError, r"tokens must hold integer ids .*got dtype torch.float32"),
+    ("model_src_mask_wrong_shape",
+     lambda: _tiny()(_ids(2, 5), _ids(2, 3), src_mask=torch.ones(2, 1, 1, 4, dtype=torch.bool)),
+     ValueError, r"mask must be broadcastable to \(batch, heads, q_len, k_len\) = "
+                 r"\(2, 4, 5, 5\), got shape \(2, 1, 1, 4\)"),
+    # --- mask builders ---
+    ("causal_mask_empty", lambda: causal_mask(0),
+     ValueError, r"causal_mask needs 1 <= q_len <= k_len, got q_len=0, k_len=0"),
+    ("causal_mask_fewer_keys_than_queries", lambda: causal_mask(4, 3),
+     ValueError, r"causal_mask needs 1 <= q_len <= k_len, got q_len=4, k_len=3"),
+    ("padding_mask_wrong_rank", lambda: padding_mask(torch.tensor([1, 2, 0]), 0),
+     ValueError, r"tokens must have shape \(batch, seq\), got \(3,\)"),
+    ("padding_mask_3d", lambda: padding_mask(torch.ones(2, 3, 4, dtype=torch.long), 0),
+     ValueError, r"tokens must have shape \(batch, seq\), got \(2, 3, 4\)"),
+    ("to_torch_masks_not_bool", lambda: to_torch_masks(torch.ones(2, 1, 1, 5)),
+     TypeError, r"mask must be a boolean tensor \(True = may attend\), got torch.float32"),
+    ("to_torch_masks_not_4d", lambda: to_torch_masks(torch.ones(5, 5, dtype=torch.bool)),
+     ValueError, r"mask must have 4 dims \(batch, heads, q_len, k_len\), got shape \(5, 5\)"),
+]
+
+
+@pytest.mark.parametrize(("make_mistake", "error", "message"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_raises_a_named_error_with_the_expected_shape_or_range(make_mistake, error,
+                                                                         message):
+    with pytest.raises(error, match=message):
+        make_mistake()
+
+
+def test_every_case_has_its_own_name():
+    names = [c[0] for c in CASES]
+    assert len(names) == len(set(names)) and len(names) >= 20
+
+
+def test_valid_input_next_to_each_check_is_accepted():
+    """The checks are not over-eager: the nearest valid inputs pass."""
+    x = _x(2, 5, D)
+    _mha(x, x, x, torch.ones(2, 1, 1, 5, dtype=torch.bool))
+    _mha(x, x, x, torch.ones(5, 5, dtype=torch.bool))  # a 2-D mask broadcasts
+    _mha(x, x, x, torch.ones(H, 5, 5, dtype=torch.bool))  # a 3-D mask is (heads, q, k)
+    _mha(x, _x(2, 7, D), _x(2, 7, D), causal_mask(5, 7))
+    _sdpa(mask=torch.ones(6, dtype=torch.bool)[None])
+    TokenEmbedding(16, 8)(torch.tensor([[0, 15]], dtype=torch.int32))
+    SinusoidalPositionalEncoding(8, max_len=5)(_x(1, 2, 8), offset=3)
+    assert _tiny(max_len=8)(_ids(1, 8), _ids(1, 8)).shape == (1, 8, 16)
