@@ -49,3 +49,15 @@ def built_site(site_build: SiteBuild) -> Path:
     if site_build.returncode != 0:
         pytest.fail(f"mkdocs build --strict failed:\n{site_build.output[-6000:]}", pytrace=False)
     return site_build.site_dir
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` need CUDA: they skip cleanly on a machine without it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
