@@ -190,3 +190,10 @@ def test_dropout_is_active_in_training_and_off_in_eval():
     assert not torch.equal(model(src, tgt), model(src, tgt))
     model.eval()
     assert torch.equal(model(src, tgt), model(src, tgt))
+
+
+@pytest.mark.parametrize("preset", ["paper_base", "paper_big", "tiny"])
+def test_presets_accept_overrides_of_their_own_settings(preset):
+    cfg = getattr(TransformerConfig, preset)(vocab_size=100, n_layers=1, dropout=0.0)
+    assert (cfg.n_layers, cfg.dropout, cfg.vocab_size) == (1, 0.0, 100)
+    assert cfg.d_model == getattr(TransformerConfig, preset)().d_model  # the rest is kept

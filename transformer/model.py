@@ -122,14 +122,18 @@ class TransformerConfig:
     @classmethod
     def paper_base(cls, vocab_size: int = 37000, **changes: Any) -> TransformerConfig:
         """Table 3, "base": N=6, d_model=512, d_ff=2048, h=8, P_drop=0.1 (65M parameters)."""
-        return cls(vocab_size=vocab_size, d_model=512, d_ff=2048, n_heads=8, n_layers=6,
-                   dropout=0.1, **changes)
+        settings: dict[str, Any] = dict(d_model=512, d_ff=2048, n_heads=8, n_layers=6,
+                                        dropout=0.1)
+        settings.update(changes)  # e.g. paper_base(n_layers=2)
+        return cls(vocab_size=vocab_size, **settings)
 
     @classmethod
     def paper_big(cls, vocab_size: int = 37000, **changes: Any) -> TransformerConfig:
         """Table 3, "big": N=6, d_model=1024, d_ff=4096, h=16, P_drop=0.3 (213M parameters)."""
-        return cls(vocab_size=vocab_size, d_model=1024, d_ff=4096, n_heads=16, n_layers=6,
-                   dropout=0.3, **changes)
+        settings: dict[str, Any] = dict(d_model=1024, d_ff=4096, n_heads=16, n_layers=6,
+                                        dropout=0.3)
+        settings.update(changes)
+        return cls(vocab_size=vocab_size, **settings)
 
     @classmethod
     def tiny(cls, vocab_size: int = 16, **changes: Any) -> TransformerConfig:
