@@ -55,8 +55,7 @@ def attention_panels(panels: Sequence[tuple[str, object, object]], tokens: Seque
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels) + 0.9, size + 0.5),
                              squeeze=False, layout="constrained")
-    cmap = plt.get_cmap("Blues").copy()
-    cmap.set_bad(_MASKED)
+    cmap = plt.get_cmap("Blues").with_extremes(bad=_MASKED)
     image = None
     for ax, (title, weights, allowed) in zip(axes[0], panels, strict=True):
         data = _as_array(weights).astype(float)
@@ -105,34 +104,39 @@ def mask_panels(panels: Sequence[tuple[str, object, Sequence[str], Sequence[str]
 
 
 def parameter_bars(models: Mapping[str, Mapping[str, int]], *,
-                   reference: Mapping[str, float] | None = None) -> Figure:
+                   reference: Mapping[str, float] | None = None,
+                   colors: Mapping[str, str] | None = None) -> Figure:
     """Horizontal stacked bars: parameters of each model split by part, in millions.
 
     Args:
         models: ``{model name: {part: count}}``; every model must list the same parts.
-        reference: optional ``{model name: count}`` (e.g. the paper's), drawn as a tick mark.
+        reference: optional ``{model name: count}`` (e.g. the paper's), drawn as a dotted mark.
+        colors: optional ``{part: colour}``; parts not in it take colours of ``tab10``.
     """
     names = list(models)
     parts = list(next(iter(models.values())))
-    colours = plt.get_cmap("tab20").colors
+    colors = colors or {}
+    fallback = plt.get_cmap("tab10").colors
+    reference = reference or {}
     fig, ax = plt.subplots(figsize=(6.4, 0.75 * len(names) + 1.6), layout="constrained")
     left = np.zeros(len(names))
     for i, part in enumerate(parts):
         values = np.array([models[name][part] for name in names], dtype=float) / 1e6
-        ax.barh(names, values, left=left, color=colours[i % len(colours)], label=part,
-                edgecolor="white", linewidth=0.5)
+        ax.barh(names, values, left=left, color=colors.get(part, fallback[i % len(fallback)]),
+                label=part, edgecolor="white", linewidth=0.5)
         left += values
-    for y, total in enumerate(left):
-        ax.text(total, y, f" {total:.1f}M", va="center", fontsize=8, color=_INK)
+    for y, name in enumerate(names):
+        if name in reference:
+            ax.plot([reference[name] / 1e6] * 2, [y - 0.42, y + 0.42], color=_INK,
+                    linewidth=1.5, linestyle=":")
+        end = max(left[y], reference.get(name, 0.0) / 1e6)
+        ax.annotate(f"{left[y]:.1f}M", (end, y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=8, color=_INK)
     if reference:
-        for y, name in enumerate(names):
-            if name in reference:
-                ax.plot([reference[name] / 1e6] * 2, [y - 0.42, y + 0.42], color=_INK,
-                        linewidth=1.5, linestyle=":")
         ax.plot([], [], color=_INK, linestyle=":", label="paper (Table 3)")
     ax.invert_yaxis()
     ax.set_xlabel("parameters (millions)")
-    ax.set_xlim(0, left.max() * 1.15)
+    ax.set_xlim(0, left.max() * 1.18)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False)
     return fig
