@@ -176,8 +176,12 @@ def heatmaps(maps: Sequence, titles: Sequence[str], *, xlabel: str = "key positi
                              squeeze=False, layout="constrained")
     image = None
     for ax, data, title in zip(axes[0], maps, titles, strict=True):
+        if hasattr(data, "detach"):  # a tensor, perhaps one that requires grad
+            data = data.detach().cpu().numpy()
         image = ax.imshow(data, cmap=cmap, vmin=0.0, vmax=1.0)
         ax.set_title(title, fontsize=9)
+        ax.set_xticks(range(0, data.shape[1], 2))
+        ax.set_yticks(range(0, data.shape[0], 2))
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel(ylabel, fontsize=8)

@@ -200,7 +200,9 @@ class MultiHeadAttention(nn.Module):
     def _split_heads(self, x: Tensor) -> Tensor:
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.n_heads, self.d_head).transpose(1, 2)  # (B, h, seq, d_head)
+    # --8<-- [end:multi_head_attention]
 
+    # --8<-- [start:mha_forward]
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None, *,
                 need_weights: bool = False, cache: KVCache | None = None,
                 static_kv: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -264,7 +266,7 @@ class MultiHeadAttention(nn.Module):
         if key.shape[1] != value.shape[1]:
             raise ValueError(f"key and value must have the same length, got {key.shape[1]} and "
                              f"{value.shape[1]}")
-# --8<-- [end:multi_head_attention]
+    # --8<-- [end:mha_forward]
 
 
 @contextmanager
