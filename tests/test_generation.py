@@ -80,7 +80,7 @@ KINDS = pytest.mark.parametrize("kind", [Transformer, DecoderOnlyTransformer],
 
 
 @KINDS
-@pytest.mark.parametrize("alpha", [0.0, 0.6])
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])  # 2.0: early stopping must respect lp
 def test_wide_beam_search_finds_the_best_of_all_sequences(kind: type, alpha: float) -> None:
     found_non_greedy = False
     for seed in SEEDS[kind]:
@@ -269,6 +269,12 @@ def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p(logits: list[float], 
     kept = set(torch.nonzero(top_p_filter(x, p) > -math.inf).flatten().tolist())
     assert kept == smallest_nucleus(probs, p)
     assert sum(probs[i] for i in kept) >= p
+
+
+def test_top_p_stops_as_soon_as_the_mass_reaches_p_exactly() -> None:
+    logits = torch.tensor([0.5, 0.25, 0.125, 0.125]).log()  # exact in binary floating point
+    kept = [(top_p_filter(logits, p) > -math.inf).sum().item() for p in (0.5, 0.75, 0.875, 1.0)]
+    assert kept == [1, 2, 3, 4]
 
 
 def test_top_p_always_keeps_the_most_probable_token() -> None:
