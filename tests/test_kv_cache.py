@@ -88,7 +88,7 @@ def test_sampling_with_and_without_cache_draws_the_same_tokens(kind: type) -> No
     model, inputs = make(kind), inputs_for(kind)
 
     def draw(use_cache: bool) -> torch.Tensor:
-        return sample(model, inputs, max_new_tokens=40, top_p=0.9, bos_id=BOS, eos_id=EOS,
+        return sample(model, inputs, max_new_tokens=25, top_p=0.9, bos_id=BOS, eos_id=EOS,
                       use_cache=use_cache, generator=torch.Generator().manual_seed(0))
 
     assert torch.equal(draw(True), draw(False))

@@ -92,6 +92,12 @@ def _check_int(name: str, value: object, low: int = 1) -> int:
     return value
 
 
+def _check_p(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
 def _limits(model: Model, inputs: Tensor, max_new_tokens: int | None) -> Tensor:
     """How many tokens each row may generate, ``(batch,)``, checked against the position table.
 
@@ -343,9 +349,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     Raises:
         ValueError: if ``p`` is outside ``(0, 1]``.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-        raise ValueError(f"p must be in (0, 1], got {p!r}")
-    if p == 1.0:
+    if _check_p("p", p) == 1.0:
         return logits
     sorted_logits, order = logits.sort(dim=-1, descending=True)  # (..., vocab)
     probs = sorted_logits.softmax(dim=-1)
@@ -389,7 +393,7 @@ def sample(model: Model, inputs: Tensor, *, max_new_tokens: int | None = None,
     if top_k is not None:
         _check_int("top_k", top_k)
     if top_p is not None:
-        top_p_filter(torch.zeros(1), top_p)  # validates top_p
+        _check_p("top_p", top_p)
 
     def pick(log_p: Tensor) -> Tensor:  # (B, vocab) -> (B,)
         logits = log_p / temperature
