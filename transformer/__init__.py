@@ -18,6 +18,17 @@ from transformer.embeddings import (
     TokenEmbedding,
     sinusoidal_table,
 )
+from transformer.generation import (
+    BeamSearchOutput,
+    DecodeState,
+    beam_search,
+    greedy_decode,
+    length_penalty,
+    sample,
+    score_sequences,
+    top_k_filter,
+    top_p_filter,
+)
 from transformer.layers import (
     DecoderLayer,
     EncoderLayer,
@@ -37,6 +48,8 @@ from transformer.model import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BeamSearchOutput",
+    "DecodeState",
     "Decoder",
     "DecoderLayer",
     "DecoderOnlyTransformer",
@@ -52,11 +65,18 @@ __all__ = [
     "Transformer",
     "TransformerConfig",
     "__version__",
+    "beam_search",
     "causal_mask",
     "count_parameters",
+    "greedy_decode",
+    "length_penalty",
     "padding_mask",
     "record_attention",
+    "sample",
     "scaled_dot_product_attention",
+    "score_sequences",
     "sinusoidal_table",
     "to_torch_masks",
+    "top_k_filter",
+    "top_p_filter",
 ]
