@@ -1,0 +1,159 @@
+"""Synthetic tasks: every batch holds the exact answer, in the trainer's format, reproducibly."""
+
+import pytest
+import torch
+
+from transformer.data.synthetic import (
+    BOS,
+    EOS,
+    FIRST_TOKEN,
+    PAD,
+    SEED_PAIRS,
+    SEED_VOCAB,
+    TASKS,
+    SyntheticTask,
+    TaskRecipe,
+    decode_seed_tokens,
+    encode_seed_text,
+    exact_match,
+    seed_example,
+    synthetic_batch,
+)
+from transformer.training.trainer import TokenLoss
+
+
+def _rows(batch):
+    """(source, target) lists of each row, padding stripped, target read from tgt_out."""
+    for src, tgt_in, tgt_out in zip(batch["src"], batch["tgt_in"], batch["tgt_out"], strict=True):
+        n = int((src != PAD).sum())
+        yield src[:n].tolist(), tgt_in.tolist(), tgt_out.tolist(), n
+
+
+def test_special_ids_are_pad_0_bos_1_eos_2_and_tokens_start_at_3():
+    assert (PAD, BOS, EOS, FIRST_TOKEN) == (0, 1, 2, 3)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("min_len", [None, 1, 4])
+def test_targets_are_the_source_copied_reversed_or_sorted(task, min_len):
+    g = torch.Generator().manual_seed(0)
+    batch = synthetic_batch(task, 50, 8, 12, min_len=min_len, generator=g)
+    answer = {"copy": list, "reverse": lambda s: s[::-1], "sort": sorted}[task]
+    for src, tgt_in, tgt_out, n in _rows(batch):
+        target = answer(src)
+        assert tgt_out == target + [EOS] + [PAD] * (8 - n)
+        assert tgt_in == [BOS] + target + [PAD] * (8 - n)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_batches_have_the_trainers_keys_shapes_and_dtype(task):
+    batch = synthetic_batch(task, 3, 5, 10)
+    assert set(batch) == {"src", "tgt_in", "tgt_out"} <= set(batch)
+    assert batch["src"].shape == (3, 5)
+    assert batch["tgt_in"].shape == batch["tgt_out"].shape == (3, 6)
+    assert all(t.dtype == torch.long for t in batch.values())
+    # tgt_in is tgt_out shifted right by one, after BOS (§3.1: outputs offset by one position)
+    assert torch.equal(batch["tgt_in"][:, 1:], batch["tgt_out"][:, :-1])
+
+
+def test_source_tokens_are_ordinary_ids_and_every_one_is_drawn():
+    src = synthetic_batch("copy", 200, 10, 13, generator=torch.Generator().manual_seed(1))["src"]
+    assert src.min() >= FIRST_TOKEN and src.max() <= 12
+    assert set(src.unique().tolist()) == set(range(FIRST_TOKEN, 13))
+
+
+def test_variable_lengths_cover_min_len_to_seq_len_and_padding_is_only_at_the_end():
+    src = synthetic_batch("copy", 500, 6, 9, min_len=2,
+                          generator=torch.Generator().manual_seed(0))["src"]
+    lengths = (src != PAD).sum(dim=1)
+    assert set(lengths.tolist()) == {2, 3, 4, 5, 6}
+    assert torch.equal(src != PAD, torch.arange(6) < lengths[:, None])
+
+
+def test_same_seed_gives_the_same_batches_and_another_seed_different_ones():
+    def first_two(seed):
+        stream = iter(SyntheticTask("reverse", vocab_size=13, seq_len=10, batch_size=4,
+                                    min_len=1, seed=seed))
+        return [next(stream) for _ in range(2)]
+
+    a, b, c = first_two(0), first_two(0), first_two(1)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(a, b, strict=True) for k in x)
+    assert not torch.equal(a[0]["src"], c[0]["src"])
+    assert not torch.equal(a[0]["src"], a[1]["src"])  # the stream moves on
+
+
+def test_held_out_examples_come_from_another_stream_than_training():
+    task = SyntheticTask("copy", vocab_size=13, seq_len=10, batch_size=64, seed=0)
+    test = task.held_out(1000)
+    assert test["src"].shape == (1000, 10)
+    train = torch.cat([b["src"] for b, _ in zip(task, range(20), strict=False)])  # 1,280 rows
+    seen = {tuple(r) for r in train.tolist()}
+    assert sum(tuple(r) in seen for r in test["src"].tolist()) < 5  # 10^10 possible sources
+    assert torch.equal(task.held_out(1000)["src"], test["src"])  # reproducible too
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(task="shuffle"), r"task must be one of \['copy', 'reverse', 'sort'\], got 'shuffle'"),
+    (dict(batch_size=0), r"batch_size must be an integer >= 1, got 0"),
+    (dict(seq_len=-1), r"seq_len must be an integer >= 1, got -1"),
+    (dict(vocab_size=3), r"vocab_size must be an integer >= 4, got 3"),
+    (dict(min_len=9), r"min_len must be an integer in \[1, seq_len=5\], got 9"),
+    (dict(min_len=0), r"min_len must be an integer in \[1, seq_len=5\], got 0"),
+])
+def test_bad_arguments_raise_value_errors_naming_them(kwargs, message):
+    args = dict(task="copy", batch_size=2, seq_len=5, vocab_size=10) | kwargs
+    with pytest.raises(ValueError, match=message):
+        synthetic_batch(args.pop("task"), **args)
+    with pytest.raises(ValueError, match=message):
+        SyntheticTask(**(dict(args, task=kwargs.get("task", "copy"))))
+
+
+def test_exact_match_needs_every_token_and_the_eos():
+    tgt_out = torch.tensor([[5, 6, EOS, PAD], [5, 6, EOS, PAD], [5, 6, EOS, PAD],
+                            [5, 6, EOS, PAD]])
+    predicted = torch.tensor([[5, 6, EOS, PAD, PAD],  # right
+                              [5, 6, EOS, 7, 7],  # right: what follows EOS does not count
+                              [5, 6, 6, EOS, PAD],  # one token too many
+                              [5, 7, EOS, PAD, PAD]])  # one token wrong
+    assert exact_match(predicted, tgt_out).tolist() == [True, True, False, False]
+    assert exact_match(torch.tensor([[5, 6]]), tgt_out[:1]).tolist() == [False]  # too short
+    with pytest.raises(ValueError, match="same batch"):
+        exact_match(predicted[:2], tgt_out)
+
+
+def test_recipe_builds_a_tiny_model_and_the_trainer_config():
+    recipe = TaskRecipe(seed=3)
+    cfg = recipe.model_config()
+    assert (cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.pad_id) == (13, 64, 1, PAD)
+    train = recipe.train_config(max_steps=7)
+    assert (train.max_steps, train.warmup_steps, train.lr_factor, train.seed) == (7, 100, 0.5, 3)
+    with pytest.raises(ValueError, match="seq_len"):
+        TaskRecipe(seq_len=0)
+
+
+def test_seed_example_is_two_sentences_and_targets_are_tokens_shifted_by_one():
+    data = seed_example()
+    tokens, targets = data["tokens"], data["targets"]
+    assert tokens.shape == targets.shape == (2, 6)
+    assert torch.equal(tokens[:, 1:], targets[:, :-1])  # the next token at every position
+    assert decode_seed_tokens(torch.cat([tokens[0], targets[0, -1:]])) == \
+        "<bos> what is CNN <eos> Great <eos>"
+    assert len(SEED_VOCAB) == 5 and int(tokens.max()) < FIRST_TOKEN + len(SEED_VOCAB)
+    assert [q for q, _ in SEED_PAIRS] == ["what is CNN", "CNN is what"]
+    # the trainer's loss accepts the decoder-only format
+    logits = torch.zeros(2, 6, FIRST_TOKEN + len(SEED_VOCAB))
+
+    def uniform(tokens):
+        return logits
+
+    loss, n = TokenLoss(0.0, PAD)(uniform, data)
+    assert n == 12 and abs(loss.item() / n - torch.log(torch.tensor(8.0)).item()) < 1e-6
+
+
+def test_seed_words_round_trip_and_unknown_words_are_named():
+    assert encode_seed_text("what is CNN") == [3, 4, 5]
+    assert decode_seed_tokens(encode_seed_text("CNN is Great news")) == "CNN is Great news"
+    with pytest.raises(ValueError, match="word 'BBC' is not in the seed vocabulary"):
+        encode_seed_text("what is BBC")
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 8\), got 8"):
+        decode_seed_tokens([8])
