@@ -12,7 +12,7 @@ from safetensors.torch import load_model
 
 from transformer import Transformer, TransformerConfig
 from transformer.cli import load_run, main
-from transformer.data.synthetic import BOS, EOS, PAD
+from transformer.data.synthetic import BOS, EOS, PAD, TaskRecipe
 from transformer.generation import beam_search, greedy_decode
 
 FAST = ["--steps", "8", "--eval-size", "20", "--no-progress", "--threads", "1"]
@@ -93,7 +93,7 @@ def test_generate_with_beam_search_and_max_len(run_dir, capsys):
 
 def test_load_run_rebuilds_the_trained_model(run_dir):
     model = load_run(run_dir)
-    assert not model.training and model.config.d_model == 64
+    assert not model.training and model.config.d_model == TaskRecipe().d_model
     state = torch.load(run_dir / "checkpoint" / "state.pt", weights_only=True)
     assert state["extra"]["step"] == 8
 

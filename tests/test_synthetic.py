@@ -121,12 +121,15 @@ def test_exact_match_needs_every_token_and_the_eos():
         exact_match(predicted[:2], tgt_out)
 
 
-def test_recipe_builds_a_tiny_model_and_the_trainer_config():
-    recipe = TaskRecipe(seed=3)
+def test_recipe_builds_its_model_config_and_the_trainer_config():
+    recipe = TaskRecipe(seed=3, d_model=48, n_heads=6, lr_factor=0.5)
     cfg = recipe.model_config()
-    assert (cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.pad_id) == (13, 64, 1, PAD)
+    assert (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.pad_id, cfg.dropout) == \
+        (recipe.vocab_size, 48, 6, recipe.n_layers, PAD, 0.0)
     train = recipe.train_config(max_steps=7)
-    assert (train.max_steps, train.warmup_steps, train.lr_factor, train.seed) == (7, 100, 0.5, 3)
+    assert (train.max_steps, train.warmup_steps, train.lr_factor, train.seed) == \
+        (7, recipe.warmup_steps, 0.5, 3)
+    assert recipe.data().batch_size == recipe.batch_size
     with pytest.raises(ValueError, match="seq_len"):
         TaskRecipe(seq_len=0)
 

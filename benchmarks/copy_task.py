@@ -1,0 +1,103 @@
+"""How long until a small Transformer copies perfectly? ``python benchmarks/copy_task.py``.
+
+Trains the encoder-decoder of :class:`transformer.data.synthetic.TaskRecipe` (the defaults of
+``transformer train copy``) on the copy task with the :class:`~transformer.training.Trainer`,
+and every ``--eval-every`` steps decodes 1,000 held-out sequences greedily. It reports the wall
+time (training and the evaluations together, as a user waits for it) and the CPU time of this
+process (less sensitive to other processes on a shared machine) until all 1,000 are copied
+exactly, for each ``--seeds``. The goal is 60 s on two CPU cores.
+
+The reference, measured in the same run: the same model trained for the same number of steps
+with the paper's own schedule (eq. 3 with ``warmup_steps = 4000``, factor 1, §5.3), whose
+learning rate is still tiny after a few hundred steps; the table gives its exact match then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from transformer import Transformer
+from transformer.data.synthetic import TaskRecipe, exact_match_rate
+from transformer.training import Trainer, seed_everything
+
+
+def time_to_perfect(recipe: TaskRecipe, eval_every: int, max_steps: int, eval_size: int
+                    ) -> tuple[int | None, float, float, float]:
+    """Train until exact match 1.0 on ``eval_size`` held-out sequences, or ``max_steps``.
+
+    Returns (steps or None, wall seconds, CPU seconds, last exact match).
+    """
+    test = recipe.data().held_out(eval_size)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    seed_everything(recipe.seed)
+    model = Transformer(recipe.model_config())
+    trainer = Trainer(model, recipe.train_config(max_steps=max_steps, progress=False,
+                                                 device="cpu"), recipe.data())
+    em = 0.0
+    while trainer.step < max_steps:
+        trainer.train(until_step=min(trainer.step + eval_every, max_steps))
+        em = exact_match_rate(model, test)
+        if em == 1.0:
+            return trainer.step, time.perf_counter() - start, time.process_time() - start_cpu, em
+    return None, time.perf_counter() - start, time.process_time() - start_cpu, em
+
+
+def exact_match_after(recipe: TaskRecipe, steps: int, eval_size: int) -> float:
+    """Exact match of ``recipe``'s model after exactly ``steps`` training steps."""
+    seed_everything(recipe.seed)
+    model = Transformer(recipe.model_config())
+    Trainer(model, recipe.train_config(max_steps=steps, progress=False, device="cpu"),
+            recipe.data()).train()
+    return exact_match_rate(model, recipe.data().held_out(eval_size))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--eval-size", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the paper-schedule reference run")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    base = TaskRecipe()
+    print(f"copy task: vocab {base.vocab_size} (10 symbols + PAD/BOS/EOS), lengths "
+          f"{base.min_len}..{base.seq_len}, batch {base.batch_size}; model N={base.n_layers}, "
+          f"d_model={base.d_model}, h={base.n_heads}, d_ff={base.d_ff}; eq. 3 with warmup "
+          f"{base.warmup_steps}, factor {base.lr_factor}; label smoothing {base.label_smoothing}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; exact match on "
+          f"{args.eval_size} held-out sequences, checked every {args.eval_every} steps\n")
+    print(f"{'seed':>4}  {'steps':>5}  {'wall s':>7}  {'cpu s':>7}  "
+          f"{'paper schedule, same steps':>26}")
+    walls = []
+    for seed in args.seeds:
+        recipe = TaskRecipe(seed=seed)
+        steps, wall, cpu, em = time_to_perfect(recipe, args.eval_every, args.max_steps,
+                                               args.eval_size)
+        reference = "-"
+        if not args.no_reference:
+            paper = TaskRecipe(seed=seed, warmup_steps=4000, lr_factor=1.0)
+            reference = f"{exact_match_after(paper, steps or args.max_steps, args.eval_size):.1%}"
+        shown = str(steps) if steps is not None else f">{args.max_steps} ({em:.1%})"
+        print(f"{seed:>4}  {shown:>5}  {wall:>7.1f}  {cpu:>7.1f}  {reference:>26}", flush=True)
+        if steps is not None:
+            walls.append(wall)
+    if walls:
+        median = statistics.median(walls)
+        print(f"\nmedian wall time to 100% exact match: {median:.1f} s "
+              f"({median / 60:.2f} x the 60 s goal), {len(walls)}/{len(args.seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main()
