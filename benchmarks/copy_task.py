@@ -22,7 +22,7 @@ import time
 import torch
 
 from transformer import Transformer
-from transformer.data.synthetic import TaskRecipe, exact_match_rate
+from transformer.data.synthetic import TaskRecipe, exact_match_rate, train_until_exact_match
 from transformer.training import Trainer, seed_everything
 
 
@@ -38,13 +38,10 @@ def time_to_perfect(recipe: TaskRecipe, eval_every: int, max_steps: int, eval_si
     model = Transformer(recipe.model_config())
     trainer = Trainer(model, recipe.train_config(max_steps=max_steps, progress=False,
                                                  device="cpu"), recipe.data())
-    em = 0.0
-    while trainer.step < max_steps:
-        trainer.train(until_step=min(trainer.step + eval_every, max_steps))
-        em = exact_match_rate(model, test)
-        if em == 1.0:
-            return trainer.step, time.perf_counter() - start, time.process_time() - start_cpu, em
-    return None, time.perf_counter() - start, time.process_time() - start_cpu, em
+    history = train_until_exact_match(trainer, test, eval_every=eval_every)
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    em = history[-1]["exact_match"]
+    return (trainer.step if em == 1.0 else None), wall, cpu, em
 
 
 def exact_match_after(recipe: TaskRecipe, steps: int, eval_size: int) -> float:

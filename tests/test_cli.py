@@ -68,6 +68,18 @@ def test_train_prints_the_exact_match_on_held_out_sequences(tmp_path, capsys):
                      r"held-out sequences \(greedy\): \d+\.\d%", out), out
 
 
+def test_train_stops_early_once_every_validation_sequence_is_decoded_exactly(tmp_path, capsys):
+    trivial = ["--vocab-size", "4", "--seq-len", "1", "--steps", "200", "--eval-every", "10",
+               "--eval-size", "20", "--no-progress", "--threads", "1"]  # always copy token 3
+    assert main(["train", "copy", "--out", str(tmp_path / "a"), *trivial]) == 0
+    out = capsys.readouterr().out
+    steps = int(re.search(r"trained copy for (\d+) steps \(stopped early", out)[1])
+    assert steps < 200 and steps % 10 == 0 and "(greedy): 100.0%" in out
+    assert main(["train", "copy", "--out", str(tmp_path / "b"), *trivial, "--steps", "30",
+                 "--no-early-stop"]) == 0
+    assert "trained copy for 30 steps:" in capsys.readouterr().out
+
+
 def test_generate_prints_the_greedy_decoding_of_the_saved_weights(run_dir, capsys):
     cfg = TransformerConfig(**json.loads((run_dir / "config.json").read_text())["model"])
     model = Transformer(cfg)

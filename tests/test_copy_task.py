@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from transformer import Transformer, record_attention
-from transformer.data.synthetic import FIRST_TOKEN, PAD, TaskRecipe, exact_match_rate
+from transformer.data.synthetic import (
+    FIRST_TOKEN,
+    PAD,
+    TaskRecipe,
+    exact_match_rate,
+    train_until_exact_match,
+)
 from transformer.training import Trainer, seed_everything
 from transformer.training.loss import label_smoothed_nll
 
@@ -77,9 +83,7 @@ def test_the_recipe_copies_1000_held_out_sequences_exactly():
     seed_everything(recipe.seed)
     model = Transformer(recipe.model_config())
     trainer = Trainer(model, recipe.train_config(progress=False, device="cpu"), recipe.data())
-    rates = []
-    while trainer.step < recipe.max_steps and (not rates or rates[-1] < 1.0):
-        trainer.train(until_step=trainer.step + 50)
-        rates.append(exact_match_rate(model, test))
+    history = train_until_exact_match(trainer, test, eval_every=50)
+    rates = [m["exact_match"] for m in history if "exact_match" in m]
     assert rates[-1] == 1.0, f"exact match every 50 steps: {rates}"
     assert exact_match_rate(model, test, beam_size=2) == 1.0  # beam search agrees

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from transformer import Transformer
 from transformer.data.synthetic import (
     BOS,
     EOS,
@@ -18,7 +19,9 @@ from transformer.data.synthetic import (
     exact_match,
     seed_example,
     synthetic_batch,
+    train_until_exact_match,
 )
+from transformer.training import Trainer, seed_everything
 from transformer.training.trainer import TokenLoss
 
 
@@ -42,12 +45,12 @@ def test_targets_are_the_source_copied_reversed_or_sorted(task, min_len):
     for src, tgt_in, tgt_out, n in _rows(batch):
         target = answer(src)
         assert tgt_out == target + [EOS] + [PAD] * (8 - n)
-        assert tgt_in == [BOS] + target + [PAD] * (8 - n)
+        assert tgt_in == ([BOS, *target, EOS] + [PAD] * 8)[:9]  # EOS only in a short row
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_batches_have_the_trainers_keys_shapes_and_dtype(task):
-    batch = synthetic_batch(task, 3, 5, 10)
+    batch = synthetic_batch(task, 3, 5, 10, min_len=1)
     assert set(batch) == {"src", "tgt_in", "tgt_out"} <= set(batch)
     assert batch["src"].shape == (3, 5)
     assert batch["tgt_in"].shape == batch["tgt_out"].shape == (3, 6)
@@ -160,3 +163,21 @@ def test_seed_words_round_trip_and_unknown_words_are_named():
         encode_seed_text("what is BBC")
     with pytest.raises(ValueError, match=r"ids must be in \[0, 8\), got 8"):
         decode_seed_tokens([8])
+
+
+def test_train_until_exact_match_checks_every_round_and_stops_at_the_target():
+    recipe = TaskRecipe(vocab_size=4, seq_len=1, min_len=None, max_steps=300)  # copy "3"
+    seed_everything(0)
+    model = Transformer(recipe.model_config())
+    trainer = Trainer(model, recipe.train_config(progress=False, device="cpu"), recipe.data())
+    rounds = []
+    history = train_until_exact_match(trainer, recipe.data().held_out(10), eval_every=7,
+                                      on_eval=rounds.append)
+    checked = [m["step"] for m in history if "exact_match" in m]
+    assert checked == [7 * (i + 1) for i in range(len(rounds))]  # one check per round
+    assert history[-1]["exact_match"] == 1.0 and trainer.step < 300  # stopped early
+    assert [m["step"] for m in history] == list(range(1, trainer.step + 1))
+    with pytest.raises(ValueError, match="eval_every must be an integer >= 1, got 0"):
+        train_until_exact_match(trainer, recipe.data().held_out(10), eval_every=0)
+    with pytest.raises(ValueError, match=r"target must be in \(0, 1\], got 1.5"):
+        train_until_exact_match(trainer, recipe.data().held_out(10), target=1.5)

@@ -13,6 +13,7 @@ from transformer.data.synthetic import (
     exact_match_rate,
     seed_example,
     synthetic_batch,
+    train_until_exact_match,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "exact_match_rate",
     "seed_example",
     "synthetic_batch",
+    "train_until_exact_match",
 ]

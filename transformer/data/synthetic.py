@@ -11,18 +11,19 @@ Token ids: ``PAD = 0``, ``BOS = 1`` (begin of sequence, the decoder's first inpu
 ids ``FIRST_TOKEN = 3`` to ``vocab_size - 1``. An encoder-decoder batch is a dict of long
 tensors, batch first, the format of :class:`~transformer.training.Trainer`::
 
-    src      (batch, src_len)      x1 x2 x3 PAD           the source, padded with PAD
-    tgt_in   (batch, tgt_len)      BOS y1 y2 y3           the decoder input: BOS + target
-    tgt_out  (batch, tgt_len)      y1 y2 y3 EOS           what it must predict: target + EOS
+    src      (batch, src_len)      x1 x2 x3 PAD          the source, padded with PAD
+    tgt_in   (batch, tgt_len)      BOS y1 y2 y3 EOS      the decoder input: BOS + target
+    tgt_out  (batch, tgt_len)      y1 y2 y3 EOS PAD      what it must predict: target + EOS
 
 ``tgt_in`` is ``tgt_out`` shifted right by one ("the output embeddings are offset by one
-position", §3.1); shorter rows are padded with ``PAD``, which the loss ignores. A decoder-only
+position", §3.1). Rows are padded with ``PAD``, which the loss ignores; in a row shorter than
+the batch, ``tgt_in`` also holds the ``EOS``, at a position whose target is padding. A decoder-only
 batch is ``{"tokens", "targets"}`` (:func:`seed_example`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -31,7 +32,7 @@ from torch import Tensor
 
 from transformer.generation import beam_search, greedy_decode
 from transformer.model import Transformer, TransformerConfig
-from transformer.training.trainer import TrainConfig
+from transformer.training.trainer import TrainConfig, Trainer
 
 __all__ = [
     "BOS",
@@ -49,6 +50,7 @@ __all__ = [
     "exact_match_rate",
     "seed_example",
     "synthetic_batch",
+    "train_until_exact_match",
 ]
 
 # --8<-- [start:special_tokens]
@@ -95,8 +97,10 @@ def synthetic_batch(
 
     Returns:
         ``{"src": (batch, seq_len), "tgt_in": (batch, seq_len + 1),
-        "tgt_out": (batch, seq_len + 1)}``, long tensors: ``tgt_in`` is ``BOS`` + target,
-        ``tgt_out`` is target + ``EOS``, both padded with ``PAD``.
+        "tgt_out": (batch, seq_len + 1)}``, long tensors cut from one sequence
+        ``BOS target EOS PAD ..``: ``tgt_in`` is all of it but the last token, ``tgt_out`` all
+        but the first, so ``tgt_in`` starts with ``BOS`` and ``tgt_out`` ends the target with
+        ``EOS``.
 
     Raises:
         ValueError: an unknown ``task``; ``batch_size`` or ``seq_len`` < 1; ``vocab_size`` < 4
@@ -126,11 +130,10 @@ def synthetic_batch(
     else:  # sort: padding sorts last when it counts as the largest id
         target = src.masked_fill(~real, vocab_size).sort(dim=1).values.masked_fill(~real, PAD)
 
-    rows = torch.arange(batch_size)
-    tgt_in = torch.cat([torch.full((batch_size, 1), BOS), target], dim=1)      # (B, L + 1)
-    tgt_out = torch.cat([target, torch.full((batch_size, 1), PAD)], dim=1)     # (B, L + 1)
-    tgt_out[rows, lengths] = EOS  # right after the last real token
-    return {"src": src, "tgt_in": tgt_in, "tgt_out": tgt_out}
+    sequence = torch.cat([torch.full((batch_size, 1), BOS), target,
+                          torch.full((batch_size, 1), PAD)], dim=1)           # (B, L + 2)
+    sequence[torch.arange(batch_size), lengths + 1] = EOS  # BOS y1 .. yn EOS PAD ..
+    return {"src": src, "tgt_in": sequence[:, :-1], "tgt_out": sequence[:, 1:]}
 # --8<-- [end:synthetic_batch]
 
 
@@ -224,6 +227,51 @@ def exact_match_rate(model: Transformer, batch: dict[str, Tensor], *, beam_size:
         out = beam_search(model, src, beam_size=beam_size, max_new_tokens=steps, bos_id=BOS,
                           eos_id=EOS).sequences
     return exact_match(out, tgt_out).float().mean().item()
+
+
+# --8<-- [start:train_until]
+def train_until_exact_match(
+    trainer: Trainer,
+    held_out: dict[str, Tensor],
+    *,
+    eval_every: int = 50,
+    target: float | None = 1.0,
+    on_eval: Callable[[list[dict[str, float]]], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``trainer.model`` in rounds of ``eval_every`` steps until it decodes ``target``
+    of ``held_out`` exactly (greedy), or until ``trainer.config.max_steps``.
+
+    Args:
+        trainer: a :class:`~transformer.training.Trainer` of a
+            :class:`~transformer.model.Transformer`.
+        held_out: ``{"src", "tgt_out", ...}`` examples the decoding is checked on.
+        eval_every: optimizer steps between two checks.
+        target: the exact match that ends training (1.0: every sequence); ``None`` trains
+            until ``max_steps``.
+        on_eval: called with the metrics of each round, e.g. to show progress.
+
+    Returns:
+        The trainer's metrics of every step; the last step of each round also holds its
+        ``"exact_match"``.
+
+    Raises:
+        ValueError: ``eval_every`` < 1 or ``target`` outside ``(0, 1]``.
+    """
+    _check_int("eval_every", eval_every, 1)
+    if target is not None and not 0 < target <= 1:
+        raise ValueError(f"target must be in (0, 1], got {target!r}")
+    history: list[dict[str, float]] = []
+    while trainer.step < trainer.config.max_steps:
+        until = min(trainer.step + eval_every, trainer.config.max_steps)
+        metrics = trainer.train(until_step=until)
+        metrics[-1]["exact_match"] = exact_match_rate(trainer.model, held_out)
+        history += metrics
+        if on_eval is not None:
+            on_eval(metrics)
+        if target is not None and metrics[-1]["exact_match"] >= target:
+            break
+    return history
+# --8<-- [end:train_until]
 
 
 # --8<-- [start:recipe]
