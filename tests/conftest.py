@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,24 @@ class SiteBuild:
     returncode: int
     output: str
     seconds: float
+
+
+@pytest.fixture
+def cli_error(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], str]:
+    """Run ``transformer ARGV`` in-process; assert exit status 2 and exactly one error line,
+    the last line of stderr, and return that line."""
+    from transformer.cli import main
+
+    def run(argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if "error:" in line]
+        assert len(errors) == 1 and errors[0] == err.splitlines()[-1], err
+        return errors[0]
+
+    return run
 
 
 @pytest.fixture(scope="session")

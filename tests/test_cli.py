@@ -26,16 +26,6 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def _exit_2_with_one_line(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and errors[0] == err.splitlines()[-1], err
-    return errors[0]
-
-
 @pytest.mark.parametrize("argv", [["--help"], ["info", "--help"], ["train", "--help"],
                                   ["generate", "--help"]])
 def test_every_command_has_help(argv, capsys):
@@ -141,8 +131,8 @@ def test_train_in_a_subprocess_shows_progress_and_generate_reads_its_run(tmp_pat
     (["generate", "--checkpoint", "no/such/run", "--input", "3 4"],
      r"argument --checkpoint: no training run at no/such/run"),
 ])
-def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason, capsys):
-    assert re.search(reason, _exit_2_with_one_line(argv, capsys))
+def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason, cli_error):
+    assert re.search(reason, cli_error(argv))
 
 
 @pytest.mark.parametrize(("tokens", "reason"), [
@@ -151,27 +141,25 @@ def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason, capsys):
     ("three four", r"argument --input: expected token ids separated by spaces, got 'three four'"),
     ("  ", r"argument --input: expected at least one token id"),
 ])
-def test_generate_refuses_tokens_outside_the_vocabulary(run_dir, tokens, reason, capsys):
-    line = _exit_2_with_one_line(["generate", "--checkpoint", str(run_dir), "--input", tokens],
-                                 capsys)
+def test_generate_refuses_tokens_outside_the_vocabulary(run_dir, tokens, reason, cli_error):
+    line = cli_error(["generate", "--checkpoint", str(run_dir), "--input", tokens])
     assert line.startswith("transformer generate: error: ") and re.search(reason, line), line
 
 
-def test_generate_refuses_a_max_len_beyond_the_positional_table(run_dir, capsys):
-    line = _exit_2_with_one_line(["generate", "--checkpoint", str(run_dir), "--input", "3",
-                                  "--max-len", "100000"], capsys)
+def test_generate_refuses_a_max_len_beyond_the_positional_table(run_dir, cli_error):
+    line = cli_error(["generate", "--checkpoint", str(run_dir), "--input", "3",
+                      "--max-len", "100000"])
     assert "max_new_tokens=100000 is too large" in line
 
 
-def test_train_refuses_to_overwrite_a_directory_that_is_not_a_run(tmp_path, capsys):
+def test_train_refuses_to_overwrite_a_directory_that_is_not_a_run(tmp_path, cli_error):
     (tmp_path / "notes.txt").write_text("precious")
-    line = _exit_2_with_one_line(["train", "copy", "--out", str(tmp_path), *FAST], capsys)
+    line = cli_error(["train", "copy", "--out", str(tmp_path), *FAST])
     assert "argument --out:" in line and "is not a training run" in line
     assert (tmp_path / "notes.txt").read_text() == "precious"
 
 
-def test_generate_refuses_a_run_whose_checkpoint_is_missing(tmp_path, run_dir, capsys):
+def test_generate_refuses_a_run_whose_checkpoint_is_missing(tmp_path, run_dir, cli_error):
     (tmp_path / "config.json").write_text((run_dir / "config.json").read_text())
-    line = _exit_2_with_one_line(["generate", "--checkpoint", str(tmp_path), "--input", "3"],
-                                 capsys)
+    line = cli_error(["generate", "--checkpoint", str(tmp_path), "--input", "3"])
     assert f"argument --checkpoint: cannot load {tmp_path}: no checkpoint at" in line
