@@ -88,3 +88,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def dataset_file() -> Callable[..., Path]:
+    """``dataset_file(name, file=None)``: the cached path of a registered dataset file
+    (``transformer.data.datasets.fetch``, no progress bar). A file that cannot be had skips the
+    test with the registry's one-line reason (where to put the file by hand), except under
+    ``CI=true``, where ``.ci/run`` seeds the cache and a missing corpus fails the test."""
+    from transformer.data.datasets import DatasetError, fetch
+
+    def get(name: str, file: str | None = None) -> Path:
+        try:
+            return fetch(name, file, progress=False)
+        except DatasetError as err:
+            reason = str(err).splitlines()[0]
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+    return get

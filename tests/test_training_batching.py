@@ -1,18 +1,12 @@
 """Token-budget batching by approximate length (§5.1)."""
 
-import gzip
-import os
 import random
-from pathlib import Path
 
 import pytest
 import torch
 
+from transformer.data.datasets import read_parallel
 from transformer.training.batching import TokenBatchSampler, pad_batch, padding_fraction
-
-# shared/ sits beside the repository (in CI too); outside CI a missing copy skips the test.
-MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
-
 
 
 def _synthetic_pairs(n: int = 2000, seed: int = 0) -> list[tuple[int, int]]:
@@ -22,14 +16,6 @@ def _synthetic_pairs(n: int = 2000, seed: int = 0) -> list[tuple[int, int]]:
         src = rng.choice([rng.randint(1, 10), rng.randint(10, 60), rng.randint(60, 120)])
         pairs.append((src, max(1, src + rng.randint(-5, 8))))
     return pairs
-
-
-def _multi30k_pairs() -> list[tuple[int, int]]:
-    def lengths(name: str) -> list[int]:
-        with gzip.open(MULTI30K / name, "rt", encoding="utf-8") as f:
-            return [len(line.split()) for line in f]
-
-    return list(zip(lengths("train.de.gz"), lengths("train.en.gz"), strict=True))
 
 
 def _padded_cost(batch, pairs, side):
@@ -105,10 +91,11 @@ def test_length_grouping_pads_less_than_random_batching_synthetic():
     assert len(grouped) < len(random_batches)  # less padding also means fewer steps per epoch
 
 
-@pytest.mark.skipif(not MULTI30K.exists() and not os.environ.get("CI"),
-                    reason="Multi30k not found in ../shared/data beside the repository")
-def test_length_grouping_pads_less_than_random_batching_multi30k():
-    pairs = _multi30k_pairs()
+def test_length_grouping_pads_less_than_random_batching_multi30k(dataset_file):
+    # from the dataset cache; skips (fails under CI=true) with where to put the files by hand
+    text = read_parallel(dataset_file("multi30k", "train.de.gz"),
+                         dataset_file("multi30k", "train.en.gz"))
+    pairs = [(len(de.split()), len(en.split())) for de, en in text]
     assert len(pairs) == 29_000
     grouped = TokenBatchSampler(pairs, max_tokens=4000).batches()
     random_batches = TokenBatchSampler(pairs, max_tokens=4000, sort_window=1).batches()

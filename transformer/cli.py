@@ -227,6 +227,76 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- data
+
+
+def _data(args: argparse.Namespace) -> int:
+    """``transformer data [list]`` and ``transformer data fetch NAME [--file F]``."""
+    from transformer.data import datasets
+
+    if args.data_command == "fetch":
+        if args.name not in datasets.DATASETS:
+            raise UsageError(f"argument NAME: unknown dataset {args.name!r} (choose from "
+                             f"{', '.join(sorted(datasets.DATASETS))})")
+        dataset = datasets.DATASETS[args.name]
+        if args.file is not None and args.file not in {f.name for f in dataset.files}:
+            raise UsageError(f"argument --file: {args.name} has no file {args.file!r} (choose "
+                             f"from {', '.join(f.name for f in dataset.files)})")
+        names = [args.file] if args.file is not None else [f.name for f in dataset.files]
+        try:
+            for name in names:
+                print(datasets.fetch(dataset, name, cache_dir=args.cache_dir,
+                                     progress=not args.no_progress), flush=True)
+        except datasets.DatasetError as err:
+            print(f"transformer data: error: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 1
+        return 0
+
+    root = datasets.cache_dir(args.cache_dir)
+    origin = ("--cache-dir" if args.cache_dir is not None else f"${datasets.ENV_VAR}"
+              if os.environ.get(datasets.ENV_VAR) else
+              f"the default; --cache-dir or ${datasets.ENV_VAR} move it")
+    print(f"cache directory: {root} ({origin})")
+    for dataset in datasets.DATASETS.values():
+        print(f"\n{dataset.name}: {dataset.description}")
+        print(f"  licence: {dataset.licence}")
+        print(f"  homepage: {dataset.homepage}")
+        width = max(len(f.name) for f in dataset.files)
+        for name, state in datasets.status(dataset, root).items():
+            size = dataset.file(name).size
+            size_text = "size unknown" if size is None else f"{size:,} bytes"
+            print(f"  {name:<{width}}  {size_text:>17}  {state}")
+    return 0
+
+
+def _add_data_parser(sub: Any) -> None:
+    """``transformer data``: the dataset registry and its download cache."""
+    data = sub.add_parser(
+        "data", help="list the registered datasets and what the cache holds, or fetch one",
+        description="List the registered datasets (files, sizes, licences) with the state of "
+        "each file in the download cache (ok, missing or corrupt), or download and verify "
+        "one. The cache is --cache-dir, else $TRANSFORMER_DATA_DIR, else the user cache folder.")
+    data.set_defaults(func=_data, data_command="list", cache_dir=None)
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION")
+    listing = actions.add_parser("list", help="list the datasets and their cache status "
+                                 "(the default)", description="List the registered datasets "
+                                 "and the cache status of each file.")
+    listing.add_argument("--cache-dir", default=None, metavar="DIR",
+                         help="the cache folder (default: $TRANSFORMER_DATA_DIR or the user "
+                         "cache folder)")
+    fetch = actions.add_parser("fetch", help="download and verify a dataset's files",
+                               description="Download the files of dataset NAME into the cache "
+                               "(or find them there), verify their SHA-256, print their paths.")
+    fetch.add_argument("name", metavar="NAME", help="a dataset name, as `transformer data` "
+                       "lists them")
+    fetch.add_argument("--file", default=None, metavar="FILE",
+                       help="only this file of the dataset (default: all of them)")
+    fetch.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="the cache folder (default: $TRANSFORMER_DATA_DIR or the user "
+                       "cache folder)")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 # ------------------------------------------------------------------------------------- parser
 
 
@@ -319,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="most tokens to generate (default: input length + 50, §6.1)")
     generate.add_argument("--device", default=None, help="torch device (default: cpu)")
     generate.set_defaults(func=_generate)
+    _add_data_parser(sub)
     return parser
 
 
