@@ -389,3 +389,19 @@ def test_a_corrupted_tokenizer_file_gives_an_error_naming_the_file(
     with pytest.raises(ValueError) as info:
         load_tokenizer(tmp_path)
     assert str(path) in str(info.value)
+
+
+# ---- real corpora --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tokenizer_cls", [CharTokenizer, BPETokenizer])
+@pytest.mark.parametrize(("dataset", "file"), [("tinyshakespeare", "input.txt"),
+                                               ("wikitext-2-raw", "wiki.valid.raw"),
+                                               ("wikitext-2-raw", "wiki.test.raw")])
+def test_every_character_of_a_real_corpus_survives_encode_then_decode(
+        tokenizer_cls: type[Tokenizer], dataset: str, file: str, dataset_file) -> None:
+    text = dataset_file(dataset, file).read_text(encoding="utf-8")
+    assert len(text) > 1_000_000 or file == "wiki.valid.raw"
+    tokenizer = _assert_round_trip(tokenizer_cls, text)
+    if tokenizer_cls is CharTokenizer and dataset == "tinyshakespeare":
+        assert tokenizer.vocab_size == 65 + len(tokenizer.specials)  # nanoGPT's 65 characters
