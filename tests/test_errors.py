@@ -103,9 +103,9 @@ CASES = [
      ValueError, r"dropout_p must be in \[0, 1\), got -0.1"),
     # --- embeddings and positions (§3.4, §3.5) ---
     ("token_id_too_large", lambda: TokenEmbedding(16, 8)(torch.tensor([[3, 16]])),
-     ValueError, r"token ids must be in \[0, vocab_size=16\), got ids in \[3, 16\]"),
+     ValueError, r"tokens must hold ids in \[0, vocab_size=16\), got ids in \[3, 16\]"),
     ("token_id_negative", lambda: TokenEmbedding(16, 8)(torch.tensor([[-1, 2]])),
-     ValueError, r"token ids must be in \[0, vocab_size=16\), got ids in \[-1, 2\]"),
+     ValueError, r"tokens must hold ids in \[0, vocab_size=16\), got ids in \[-1, 2\]"),
     ("token_ids_as_floats", lambda: TokenEmbedding(16, 8)(torch.tensor([[1.0, 2.0]])),
      TypeError, r"tokens must hold integer ids \(torch.long or torch.int\), got dtype "
                 r"torch.float32"),
@@ -138,7 +138,7 @@ CASES = [
     ("config_heads_do_not_divide_d_model", lambda: TransformerConfig(d_model=30, n_heads=4),
      ValueError, r"d_model \(30\) must be divisible by n_heads \(4\)"),
     ("config_dropout_out_of_range", lambda: TransformerConfig(dropout=-0.1),
-     ValueError, r"dropout must be in \[0, 1\), got -0.1"),
+     ValueError, r"dropout must be a number in \[0, 1\), got -0.1 \(float\)"),
     ("config_unknown_activation", lambda: TransformerConfig(activation="swish"),
      ValueError, r"activation must be one of \['gelu', 'relu'\], got 'swish'"),
     ("config_unknown_positional", lambda: TransformerConfig(positional="rotary-ish"),
@@ -148,9 +148,9 @@ CASES = [
      ValueError, r"tie_embeddings needs one shared vocabulary: tgt_vocab_size \(120\) != "
                  r"vocab_size \(100\)"),
     ("config_layers_not_positive", lambda: TransformerConfig(n_layers=0),
-     ValueError, r"n_layers must be a positive integer, got 0"),
+     ValueError, r"n_layers must be a positive integer, got 0 \(int\)"),
     ("config_pad_id_outside_vocabulary", lambda: TransformerConfig.tiny(pad_id=16),
-     ValueError, r"pad_id must be a token id of both vocabularies, in \[0, 16\), got 16"),
+     ValueError, r"pad_id must be an integer token id of both vocabularies, in \[0, 16\), got 16 \(int\)"),
     # --- the models ---
     ("forward_src_tgt_batch_mismatch", lambda: _tiny()(_ids(2, 5), _ids(3, 4)),
      ValueError, r"src and tgt must have the same batch size, got 2 and 3"),
@@ -161,7 +161,7 @@ CASES = [
     ("model_sequence_longer_than_max_len", lambda: _tiny(max_len=8)(_ids(1, 9), _ids(1, 3)),
      ValueError, r"sequence too long: x has seq=9 .*max_len=8"),
     ("model_token_outside_vocabulary", lambda: _tiny()(_ids(1, 4), torch.tensor([[1, 99]])),
-     ValueError, r"token ids must be in \[0, vocab_size=16\), got ids in \[1, 99\]"),
+     ValueError, r"tokens must hold ids in \[0, vocab_size=16\), got ids in \[1, 99\]"),
     ("decoder_only_float_tokens",
      lambda: DecoderOnlyTransformer(TransformerConfig.tiny())(torch.rand(1, 4)),
      TypeError, r"tokens must hold integer ids .*got dtype torch.float32"),

@@ -67,12 +67,13 @@ def test_encoder_decoder_stacks_equal_torch_transformer_on_padded_batches(seed, 
     src_kpm, tgt_kpm = to_torch_masks(src_pad)[0], to_torch_masks(tgt_pad)[0]
     causal = to_torch_masks(causal_mask(tgt.shape[1]))[1]
 
-    memory = ours.encoder(x_src, src_pad)
+    memory = ours.encoder(x_src, src_mask=src_pad)
     their_memory = theirs.encoder(x_src, src_key_padding_mask=src_kpm)
     real_src, real_tgt = src != PAD, tgt != PAD
     torch.testing.assert_close(memory[real_src], their_memory[real_src], **TOL)
 
-    out = ours.decoder(x_tgt, memory, tgt_pad & causal_mask(tgt.shape[1]), src_pad)
+    out = ours.decoder(x_tgt, memory, tgt_mask=tgt_pad & causal_mask(tgt.shape[1]),
+                       memory_mask=src_pad)
     their_out = theirs.decoder(x_tgt, memory, tgt_mask=causal, tgt_key_padding_mask=tgt_kpm,
                                memory_key_padding_mask=src_kpm)
     torch.testing.assert_close(out[real_tgt], their_out[real_tgt], **TOL)

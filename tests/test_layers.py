@@ -99,7 +99,7 @@ def test_encoder_layer_equals_torch_encoder_layer(seed, norm_first, activation, 
     mask = pad if causal is None else causal if pad is None else pad & causal
 
     want = theirs(x, src_mask=attn_mask, src_key_padding_mask=key_padding_mask)
-    got = ours(x, mask)
+    got = ours(x, src_mask=mask)
     real = torch.arange(seq)[None, :] < torch.tensor(lengths)[:, None]  # (batch, seq)
     if pad is None:
         real = torch.ones_like(real)
@@ -135,7 +135,7 @@ def test_decoder_layer_equals_torch_decoder_layer(seed, norm_first, activation, 
     want = theirs(x, memory, tgt_mask=to_torch_masks(causal_mask(tgt_len))[1],
                   tgt_key_padding_mask=to_torch_masks(tgt_pad)[0],
                   memory_key_padding_mask=to_torch_masks(src_pad)[0])
-    got = ours(x, memory, self_mask=tgt_pad & causal_mask(tgt_len), memory_mask=src_pad)
+    got = ours(x, memory, tgt_mask=tgt_pad & causal_mask(tgt_len), memory_mask=src_pad)
     real = tgt_pad[:, 0, 0]  # (batch, tgt_len)
     torch.testing.assert_close(got[real], want[real], **TOL)
     if not padding:
@@ -149,10 +149,10 @@ def test_decoder_layer_only_looks_back(norm_first):
     layer = DecoderLayer(D_MODEL, N_HEADS, D_FF, dropout=0.0, norm_first=norm_first).double()
     x, memory = torch.randn(2, 6, D_MODEL, dtype=torch.float64), torch.randn(
         2, 4, D_MODEL, dtype=torch.float64)
-    before = layer(x, memory, self_mask=causal_mask(6))
+    before = layer(x, memory, tgt_mask=causal_mask(6))
     x2 = x.clone()
     x2[:, 4] += 1.0
-    after = layer(x2, memory, self_mask=causal_mask(6))
+    after = layer(x2, memory, tgt_mask=causal_mask(6))
     torch.testing.assert_close(after[:, :4], before[:, :4], **TOL)
     assert not torch.allclose(after[:, 4], before[:, 4])
 

@@ -35,13 +35,13 @@ def test_transformer_decode_with_cache_equals_full_sequence(seed, prefill):
     src[1, 7:] = PAD  # a padded source row: memory_mask matters
     tgt = torch.randint(1, 29, (2, 30), generator=g)
     src_mask = (src != PAD)[:, None, None, :]
-    memory = model.encode(src, src_mask)
-    full = model.decode(tgt, memory, src_mask)
+    memory = model.encode(src, src_mask=src_mask)
+    full = model.decode(tgt, memory, memory_mask=src_mask)
 
     cache = model.new_cache()
-    pieces = [model.decode(tgt[:, :prefill], memory, src_mask, cache=cache)]
+    pieces = [model.decode(tgt[:, :prefill], memory, memory_mask=src_mask, cache=cache)]
     for t in range(prefill, tgt.shape[1]):
-        pieces.append(model.decode(tgt[:, t:t + 1], memory, src_mask, cache=cache))
+        pieces.append(model.decode(tgt[:, t:t + 1], memory, memory_mask=src_mask, cache=cache))
     assert len(cache[0].self_attn) == 30 and len(cache[0].cross_attn) == 11
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, **TOL)
 
