@@ -150,7 +150,8 @@ CASES = [
     ("config_layers_not_positive", lambda: TransformerConfig(n_layers=0),
      ValueError, r"n_layers must be a positive integer, got 0 \(int\)"),
     ("config_pad_id_outside_vocabulary", lambda: TransformerConfig.tiny(pad_id=16),
-     ValueError, r"pad_id must be an integer token id of both vocabularies, in \[0, 16\), got 16 \(int\)"),
+     ValueError, r"pad_id must be an integer token id of both vocabularies, in \[0, 16\), "
+                 r"got 16 \(int\)"),
     # --- the models ---
     ("forward_src_tgt_batch_mismatch", lambda: _tiny()(_ids(2, 5), _ids(3, 4)),
      ValueError, r"src and tgt must have the same batch size, got 2 and 3"),

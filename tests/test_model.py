@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import PAD, TOL, rng
 
 from transformer import (
     DecoderOnlyTransformer,
@@ -12,9 +13,6 @@ from transformer import (
     TransformerConfig,
     count_parameters,
 )
-
-TOL = dict(rtol=0.0, atol=1e-10)
-PAD = 0
 
 
 def _model(cls, seed: int, **changes):
@@ -30,7 +28,7 @@ def _model(cls, seed: int, **changes):
 def test_transformer_decode_with_cache_equals_full_sequence(seed, prefill):
     # seeds 1 and 2 also switch on pre-LN and fused Q/K/V projections
     model = _model(Transformer, seed, norm_first=seed == 1, fused_qkv=seed == 2)
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     src = torch.randint(1, 29, (2, 11), generator=g)
     src[1, 7:] = PAD  # a padded source row: memory_mask matters
     tgt = torch.randint(1, 29, (2, 30), generator=g)
@@ -52,7 +50,7 @@ def test_decoder_only_with_cache_equals_full_sequence(seed, prefill):
     # seeds 1 and 2 also switch on learned positions + pre-LN, and fused Q/K/V projections
     model = _model(DecoderOnlyTransformer, seed, positional="learned" if seed == 1 else
                    "sinusoidal", norm_first=seed == 1, fused_qkv=seed == 2)
-    tokens = torch.randint(1, 29, (3, 30), generator=torch.Generator().manual_seed(seed))
+    tokens = torch.randint(1, 29, (3, 30), generator=rng(seed))
     full = model(tokens)
 
     cache = model.new_cache()
@@ -65,7 +63,7 @@ def test_decoder_only_with_cache_equals_full_sequence(seed, prefill):
 
 def test_decoder_only_never_looks_ahead():
     model = _model(DecoderOnlyTransformer, 0)
-    tokens = torch.randint(1, 29, (2, 12), generator=torch.Generator().manual_seed(0))
+    tokens = torch.randint(1, 29, (2, 12), generator=rng(0))
     changed = tokens.clone()
     changed[:, 8:] = (changed[:, 8:] % 28) + 1  # different, still no padding
     before, after = model(tokens), model(changed)
@@ -75,7 +73,7 @@ def test_decoder_only_never_looks_ahead():
 
 def test_transformer_target_never_looks_ahead_but_sees_the_whole_source():
     model = _model(Transformer, 0)
-    g = torch.Generator().manual_seed(1)
+    g = rng(1)
     src, tgt = torch.randint(1, 29, (2, 7), generator=g), torch.randint(1, 29, (2, 9),
                                                                         generator=g)
     before = model(src, tgt)
