@@ -2,6 +2,7 @@
 Table 3, tied weights are one matrix, and the decoder never looks ahead."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from transformer import (
     Transformer,
     TransformerConfig,
     count_parameters,
+    decoder_mask,
+    padding_mask,
 )
 
 
@@ -167,6 +170,23 @@ def test_config_replace_revalidates_and_to_dict_round_trips():
     assert set(cfg.to_dict()) == {f.name for f in dataclasses.fields(cfg)}
 
 
+def test_config_from_dict_round_trips_through_json_and_fills_defaults():
+    cfg = TransformerConfig.tiny(vocab_size=50, tgt_vocab_size=70, tie_embeddings=False,
+                                 final_norm=True, layer_norm_eps=1e-6)
+    assert TransformerConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    partial = TransformerConfig.from_dict({"d_model": 64, "n_heads": 4})
+    assert partial == TransformerConfig(d_model=64, n_heads=4)  # the rest: paper defaults
+
+
+def test_config_accepts_the_valid_values_next_to_each_check():
+    """The checks are not over-eager: whole-number floats stay out of int fields, but an int
+    is a fine number for dropout or epsilon, and None is allowed where it has a meaning."""
+    cfg = TransformerConfig(dropout=0, layer_norm_eps=1, final_norm=None, tgt_vocab_size=None,
+                            pad_id=36999, norm_first=True, bias=False, fused_qkv=True)
+    assert cfg.target_vocab_size == 37000 and cfg.use_final_norm
+    assert TransformerConfig(d_model=9, n_heads=3, positional="learned").d_model == 9
+
+
 def test_final_norm_follows_the_config():
     assert isinstance(Transformer(TransformerConfig.tiny()).encoder.norm, torch.nn.Identity)
     with_norm = Transformer(TransformerConfig.tiny(final_norm=True))
@@ -195,3 +215,38 @@ def test_presets_accept_overrides_of_their_own_settings(preset):
     cfg = getattr(TransformerConfig, preset)(vocab_size=100, n_layers=1, dropout=0.0)
     assert (cfg.n_layers, cfg.dropout, cfg.vocab_size) == (1, 0.0, 100)
     assert cfg.d_model == getattr(TransformerConfig, preset)().d_model  # the rest is kept
+
+
+@pytest.mark.parametrize("cls", [Transformer, DecoderOnlyTransformer])
+def test_forward_and_cached_decoding_never_read_tensor_values(cls):
+    """On the "meta" device tensors have shapes but no values, and any host read (``.item()``,
+    ``int(t)``, ``if t:``) raises: passing there means no forward step waits for a GPU."""
+    with torch.device("meta"):
+        model = cls(TransformerConfig.tiny(vocab_size=29, norm_first=True)).eval()
+        src, tgt = torch.randint(1, 29, (2, 7)), torch.randint(1, 29, (2, 5))
+        cache = model.new_cache()
+        if cls is Transformer:
+            memory = model.encode(src)
+            assert model(src, tgt).shape == (2, 5, 29)
+            model.decode(tgt[:, :3], memory, memory_mask=padding_mask(src, PAD), cache=cache)
+            step = model.decode(tgt[:, 3:4], memory, cache=cache)
+        else:
+            assert model(tgt).shape == (2, 5, 29)
+            model(tgt[:, :3], cache=cache)
+            step = model(tgt[:, 3:4], cache=cache)
+    assert step.shape == (2, 1, 29) and step.device.type == "meta"
+
+
+@pytest.mark.parametrize("cls", [Transformer, DecoderOnlyTransformer])
+def test_default_self_attention_mask_is_decoder_mask(cls):
+    """Both models build their default self-attention mask with ``decoder_mask``: passing it
+    explicitly changes nothing, with or without padding."""
+    model = _model(cls, 0)
+    tokens = torch.randint(1, 29, (2, 6), generator=rng(3))
+    tokens[1, 4:] = PAD
+    mask = decoder_mask(tokens, PAD)
+    if cls is Transformer:
+        src = torch.randint(1, 29, (2, 4), generator=rng(4))
+        torch.testing.assert_close(model(src, tokens, tgt_mask=mask), model(src, tokens), **TOL)
+    else:
+        torch.testing.assert_close(model(tokens, mask=mask), model(tokens), **TOL)
