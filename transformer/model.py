@@ -74,7 +74,9 @@ class TransformerConfig:
         tie_embeddings: share source/target embeddings and the pre-softmax matrix (§3.4).
         pad_id: padding token id, masked out of attention.
         layer_norm_eps: epsilon of every LayerNorm.
-        bias: biases in linear layers.
+        bias: biases in the linear layers. The paper's attention projections have none
+            (its eq. 2 has b_1, b_2); the default follows PyTorch and The Annotated
+            Transformer.
         fused_qkv: store the Q/K/V projections as one matrix (faster self-attention).
     """
 
