@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import TOL, lengths_mask, mha_pair, randn, rng
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -20,34 +21,12 @@ from transformer import (
     scaled_dot_product_attention,
     to_torch_masks,
 )
-from transformer.interop import load_torch_multihead_attention
 
-TOL = dict(rtol=0.0, atol=1e-10)
 D_MODEL, N_HEADS = 32, 4
 
 
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=g, dtype=torch.float64)
-
-
-def _lengths_mask(lengths: list[int], k_len: int) -> torch.Tensor:
-    """Our padding mask (batch, 1, 1, k_len) for right-padded rows of the given lengths."""
-    return (torch.arange(k_len)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]
-
-
 def _pair(seed: int, fused: bool) -> tuple[MultiHeadAttention, nn.MultiheadAttention]:
-    torch.manual_seed(seed)
-    theirs = nn.MultiheadAttention(D_MODEL, N_HEADS, batch_first=True, dtype=torch.float64)
-    with torch.no_grad():  # PyTorch starts its biases at zero; make them count
-        theirs.in_proj_bias.normal_()
-        theirs.out_proj.bias.normal_()
-    ours = MultiHeadAttention(D_MODEL, N_HEADS, fused=fused).double()
-    load_torch_multihead_attention(ours, theirs)
-    return ours.eval(), theirs.eval()
+    return mha_pair(seed, D_MODEL, N_HEADS, fused)
 
 
 # --- 1. ours == torch.nn.MultiheadAttention -------------------------------------------------
@@ -59,16 +38,16 @@ def _pair(seed: int, fused: bool) -> tuple[MultiHeadAttention, nn.MultiheadAtten
 def test_multi_head_attention_equals_torch_outputs_and_per_head_weights(seed, fused, kind,
                                                                         masking):
     ours, theirs = _pair(seed, fused)
-    g = _generator(100 + seed)
+    g = rng(100 + seed)
     batch, q_len = 3, 6
     k_len = q_len if kind == "self" else 9  # cross-attention: a different number of keys
-    query = _randn(g, batch, q_len, D_MODEL)
-    key = query if kind == "self" else _randn(g, batch, k_len, D_MODEL)
-    value = query if kind == "self" else _randn(g, batch, k_len, D_MODEL)
+    query = randn(g, batch, q_len, D_MODEL)
+    key = query if kind == "self" else randn(g, batch, k_len, D_MODEL)
+    value = query if kind == "self" else randn(g, batch, k_len, D_MODEL)
 
     mask = None
     if "padding" in masking:  # right padding, every row keeps its first key
-        mask = _lengths_mask([k_len, k_len - 2, 1 + seed], k_len)
+        mask = lengths_mask([k_len, k_len - 2, 1 + seed], k_len)
     if "causal" in masking:
         causal = causal_mask(q_len, k_len)
         mask = causal if mask is None else mask & causal
@@ -91,9 +70,9 @@ def test_multi_head_attention_equals_torch_outputs_and_per_head_weights(seed, fu
 def test_padding_and_causal_masks_given_separately_equal_torch(seed):
     """PyTorch's two mask arguments together == our one mask made with ``&``."""
     ours, theirs = _pair(seed, fused=False)
-    g = _generator(seed)
-    x = _randn(g, 2, 5, D_MODEL)
-    pad, causal = _lengths_mask([5, 3], 5), causal_mask(5)
+    g = rng(seed)
+    x = randn(g, 2, 5, D_MODEL)
+    pad, causal = lengths_mask([5, 3], 5), causal_mask(5)
     kpm, _ = to_torch_masks(pad)
     _, am = to_torch_masks(causal)
     want, _ = theirs(x, x, x, key_padding_mask=kpm, attn_mask=am, need_weights=False)
@@ -116,8 +95,8 @@ def _masks_with_empty_rows(g: torch.Generator, batch: int, q_len: int, k_len: in
 def test_fast_path_equals_explicit_path(seed, fused, masking):
     torch.manual_seed(seed)
     mha = MultiHeadAttention(D_MODEL, N_HEADS, fused=fused).double().eval()
-    g = _generator(seed)
-    q, k = _randn(g, 3, 5, D_MODEL), _randn(g, 3, 7, D_MODEL)
+    g = rng(seed)
+    q, k = randn(g, 3, 5, D_MODEL), randn(g, 3, 7, D_MODEL)
     mask = {"none": None, "causal": causal_mask(5, 7),
             "random_with_empty_rows": _masks_with_empty_rows(g, 3, 5, 7)}[masking]
     fast, _ = mha(q, k, k, mask, need_weights=False)
@@ -128,10 +107,10 @@ def test_fast_path_equals_explicit_path(seed, fused, masking):
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("with_mask", [False, True])
 def test_scaled_dot_product_attention_passes_gradcheck(seed, with_mask):
-    g = _generator(seed)
-    q = _randn(g, 2, 2, 3, 4).requires_grad_()
-    k = _randn(g, 2, 2, 5, 4).requires_grad_()
-    v = _randn(g, 2, 2, 5, 3).requires_grad_()
+    g = rng(seed)
+    q = randn(g, 2, 2, 3, 4).requires_grad_()
+    k = randn(g, 2, 2, 5, 4).requires_grad_()
+    v = randn(g, 2, 2, 5, 3).requires_grad_()
     mask = _masks_with_empty_rows(g, 2, 3, 5) if with_mask else None
 
     def out(q, k, v):
@@ -155,8 +134,8 @@ def test_gradients_are_finite_through_fully_masked_rows(need_weights):
 
 def test_explicit_attention_is_softmax_of_scaled_scores():
     """Eq. 1 written out by hand for one head: weights = softmax(q·k / sqrt(d_k))."""
-    g = _generator(0)
-    q, k, v = _randn(g, 1, 2, 3), _randn(g, 1, 4, 3), _randn(g, 1, 4, 5)
+    g = rng(0)
+    q, k, v = randn(g, 1, 2, 3), randn(g, 1, 4, 3), randn(g, 1, 4, 5)
     out, weights = scaled_dot_product_attention(q, k, v)
     for i in range(2):
         scores = [sum(q[0, i, c] * k[0, j, c] for c in range(3)) / math.sqrt(3) for j in range(4)]
@@ -169,9 +148,9 @@ def test_explicit_attention_is_softmax_of_scaled_scores():
 
 
 def test_masked_keys_get_exactly_zero_weight():
-    g = _generator(1)
-    q, k = _randn(g, 2, 3, 4), _randn(g, 2, 5, 4)
-    mask = _lengths_mask([5, 2], 5)[:, 0]  # (batch, 1, k_len)
+    g = rng(1)
+    q, k = randn(g, 2, 3, 4), randn(g, 2, 5, 4)
+    mask = lengths_mask([5, 2], 5)[:, 0]  # (batch, 1, k_len)
     _, weights = scaled_dot_product_attention(q, k, k, mask)
     assert (weights[1, :, 2:] == 0).all()
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, dtype=torch.float64), **TOL)
@@ -199,10 +178,10 @@ def _masked_problem(draw):
 @given(_masked_problem())
 def test_fully_masked_row_is_zero_not_nan_in_scaled_dot_product_attention(problem):
     batch, heads, q_len, k_len, mask, seed = problem
-    g = _generator(seed)
-    q = _randn(g, batch, heads, q_len, 4).requires_grad_()
-    k = _randn(g, batch, heads, k_len, 4).requires_grad_()
-    v = _randn(g, batch, heads, k_len, 3).requires_grad_()
+    g = rng(seed)
+    q = randn(g, batch, heads, q_len, 4).requires_grad_()
+    k = randn(g, batch, heads, k_len, 4).requires_grad_()
+    v = randn(g, batch, heads, k_len, 3).requires_grad_()
     out, weights = scaled_dot_product_attention(q, k, v, mask)
     empty = ~mask.any(-1)  # (batch, 1, q_len)
     assert torch.isfinite(out).all() and torch.isfinite(weights).all()
@@ -221,9 +200,9 @@ def test_fully_masked_row_is_zero_not_nan_in_multi_head_attention(problem, need_
     mha = MultiHeadAttention(d_model, heads, fused=fused).double()
     with torch.no_grad():
         mha.w_o.bias.normal_()
-    g = _generator(seed)
-    query = _randn(g, batch, q_len, d_model).requires_grad_()
-    memory = _randn(g, batch, k_len, d_model).requires_grad_()
+    g = rng(seed)
+    query = randn(g, batch, q_len, d_model).requires_grad_()
+    memory = randn(g, batch, k_len, d_model).requires_grad_()
     out, _ = mha(query, memory, memory, mask, need_weights=need_weights)
     assert torch.isfinite(out).all()
     empty = ~mask[:, 0].any(-1)  # (batch, q_len)

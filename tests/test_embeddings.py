@@ -89,3 +89,61 @@ def test_token_embedding_accepts_every_integer_dtype_in_range():
     emb = TokenEmbedding(10, 4)
     for dtype in (torch.int64, torch.int32):
         assert emb(torch.tensor([[0, 9]], dtype=dtype)).shape == (1, 2, 4)
+
+
+# --- the id range check never makes the host wait for an accelerator -----------------------
+
+def test_out_of_range_id_on_the_cpu_is_named_with_the_range_and_the_bad_ids():
+    with pytest.raises(ValueError, match=r"tokens must hold ids in \[0, vocab_size=10\), got "
+                                         r"ids in \[2, 12\]"):
+        TokenEmbedding(10, 4)(torch.tensor([[2, 12, 5]]))
+
+
+def _record_async_asserts(monkeypatch) -> list[torch.Tensor]:
+    calls: list[torch.Tensor] = []
+    real = torch._assert_async
+
+    def spy(condition, *args):
+        calls.append(condition)
+        return real(condition, *args)
+
+    monkeypatch.setattr(torch, "_assert_async", spy)
+    return calls
+
+
+def test_accelerator_tokens_are_checked_on_the_device_without_reading_them(monkeypatch):
+    """A "meta" tensor has a device but no values: reading one (``int(t.max())``, ``.item()``,
+    ``bool(t)``) raises. So a forward that passes on "meta" never synchronised, and the range
+    check it still made is the device-side ``torch._assert_async`` (what CUDA runs)."""
+    calls = _record_async_asserts(monkeypatch)
+    tokens = torch.randint(0, 10, (2, 3), device="meta")
+    with pytest.raises(RuntimeError, match="meta"):
+        int(tokens.max())  # the old check: a host read, impossible here
+    emb = TokenEmbedding(10, 4).to("meta")
+    assert emb(tokens).shape == (2, 3, 4)
+    assert len(calls) == 1
+    assert calls[0].device.type == "meta" and calls[0].dtype == torch.bool
+    assert calls[0].shape == ()  # one flag for the whole batch, left on the device
+
+
+def test_cpu_tokens_are_checked_eagerly_not_by_a_device_assert(monkeypatch):
+    calls = _record_async_asserts(monkeypatch)
+    TokenEmbedding(10, 4)(torch.tensor([[0, 9]]))
+    assert calls == []
+
+
+@pytest.mark.gpu
+def test_cuda_forward_makes_no_host_synchronisation():
+    from transformer import DecoderOnlyTransformer, Transformer, TransformerConfig
+
+    cfg = TransformerConfig.tiny(vocab_size=16)
+    models = [Transformer(cfg).cuda().eval(), DecoderOnlyTransformer(cfg).cuda().eval()]
+    src = torch.randint(1, 16, (2, 7), device="cuda")
+    tgt = torch.randint(1, 16, (2, 5), device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises
+    try:
+        logits = [models[0](src, tgt), models[1](tgt)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert [t.shape for t in logits] == [(2, 5, 16), (2, 5, 16)]

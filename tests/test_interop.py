@@ -4,6 +4,7 @@ loaders refuse models that do not fit."""
 
 import pytest
 import torch
+from helpers import PAD, TOL, padded_tokens, rng, transformer_pair
 from torch import nn
 
 from transformer import (
@@ -21,8 +22,6 @@ from transformer.interop import (
     load_torch_transformer,
 )
 
-TOL = dict(rtol=0.0, atol=1e-10)
-PAD = 0
 # nn.Transformer's pre-LN encoder cannot use nested tensors and says so; nothing to see here.
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
 
@@ -30,26 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
 def _pair(seed: int, norm_first: bool, activation: str, fused: bool = False):
     cfg = TransformerConfig.tiny(vocab_size=23, n_layers=2, final_norm=True,
                                  norm_first=norm_first, activation=activation, fused_qkv=fused)
-    torch.manual_seed(seed)
-    theirs = nn.Transformer(cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.n_layers, cfg.d_ff,
-                            dropout=0.0, activation=activation, batch_first=True,
-                            norm_first=norm_first, dtype=torch.float64)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # PyTorch starts biases at 0 and norms at (1, 0): randomize them
-        for name, p in theirs.named_parameters():
-            if p.dim() == 1:
-                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5
-                        + (1.0 if name.endswith("weight") else 0.0))
-    ours = Transformer(cfg).double()
-    load_torch_transformer(ours, theirs)
-    return ours.eval(), theirs.eval()
-
-
-def _padded_tokens(g: torch.Generator, lengths: list[int], vocab: int) -> torch.Tensor:
-    tokens = torch.randint(1, vocab, (len(lengths), max(lengths)), generator=g)
-    for row, n in enumerate(lengths):
-        tokens[row, n:] = PAD
-    return tokens
+    return transformer_pair(seed, cfg)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -58,21 +38,22 @@ def _padded_tokens(g: torch.Generator, lengths: list[int], vocab: int) -> torch.
 def test_encoder_decoder_stacks_equal_torch_transformer_on_padded_batches(seed, norm_first,
                                                                          activation):
     ours, theirs = _pair(seed, norm_first, activation)
-    g = torch.Generator().manual_seed(seed)
-    src = _padded_tokens(g, [9, 6, 2 + seed], 23)  # padding on both sides, ragged rows
-    tgt = _padded_tokens(g, [5, 7, 1 + seed], 23)
+    g = rng(seed)
+    src = padded_tokens(g, [9, 6, 2 + seed], 23)  # padding on both sides, ragged rows
+    tgt = padded_tokens(g, [5, 7, 1 + seed], 23)
     x_src = ours.positions(ours.src_embed(src))
     x_tgt = ours.positions(ours.tgt_embed(tgt))
     src_pad, tgt_pad = padding_mask(src, PAD), padding_mask(tgt, PAD)
     src_kpm, tgt_kpm = to_torch_masks(src_pad)[0], to_torch_masks(tgt_pad)[0]
     causal = to_torch_masks(causal_mask(tgt.shape[1]))[1]
 
-    memory = ours.encoder(x_src, src_pad)
+    memory = ours.encoder(x_src, src_mask=src_pad)
     their_memory = theirs.encoder(x_src, src_key_padding_mask=src_kpm)
     real_src, real_tgt = src != PAD, tgt != PAD
     torch.testing.assert_close(memory[real_src], their_memory[real_src], **TOL)
 
-    out = ours.decoder(x_tgt, memory, tgt_pad & causal_mask(tgt.shape[1]), src_pad)
+    out = ours.decoder(x_tgt, memory, tgt_mask=tgt_pad & causal_mask(tgt.shape[1]),
+                       memory_mask=src_pad)
     their_out = theirs.decoder(x_tgt, memory, tgt_mask=causal, tgt_key_padding_mask=tgt_kpm,
                                memory_key_padding_mask=src_kpm)
     torch.testing.assert_close(out[real_tgt], their_out[real_tgt], **TOL)
@@ -84,9 +65,9 @@ def test_encoder_decoder_stacks_equal_torch_transformer_on_padded_batches(seed, 
 def test_model_logits_equal_torch_transformer_between_our_embeddings_and_generator(
         seed, norm_first, fused):
     ours, theirs = _pair(seed, norm_first, "relu", fused)
-    g = torch.Generator().manual_seed(10 + seed)
-    src = _padded_tokens(g, [8, 3, 5], 23)
-    tgt = _padded_tokens(g, [2, 6, 6], 23)
+    g = rng(10 + seed)
+    src = padded_tokens(g, [8, 3, 5], 23)
+    tgt = padded_tokens(g, [2, 6, 6], 23)
 
     logits = ours(src, tgt)  # default masks: padding on both sides, causal on the target
     hidden = theirs(

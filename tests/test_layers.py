@@ -4,7 +4,7 @@ equal to ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer`` (float6
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from helpers import TOL, decoder_layer_pair, encoder_layer_pair, lengths_mask, randn, rng
 
 from transformer import (
     DecoderLayer,
@@ -14,28 +14,8 @@ from transformer import (
     causal_mask,
     to_torch_masks,
 )
-from transformer.interop import load_torch_decoder_layer, load_torch_encoder_layer
 
-TOL = dict(rtol=0.0, atol=1e-10)
 D_MODEL, N_HEADS, D_FF = 32, 4, 48
-
-
-def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=g, dtype=torch.float64)
-
-
-def _lengths_mask(lengths: list[int], k_len: int) -> torch.Tensor:
-    return (torch.arange(k_len)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]
-
-
-def _randomize_norms_and_biases(module: nn.Module, seed: int) -> None:
-    """PyTorch starts LayerNorm at (1, 0) and attention biases at 0: make every number count."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if p.dim() == 1:
-                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5
-                        + (1.0 if name.endswith("weight") else 0.0))
 
 
 def test_feed_forward_is_max_0_xw1_b1_w2_b2():
@@ -71,15 +51,7 @@ def test_residual_sublayer_is_layernorm_of_x_plus_sublayer_or_the_pre_ln_variant
 
 
 def _encoder_pair(seed, activation, norm_first):
-    torch.manual_seed(seed)
-    theirs = nn.TransformerEncoderLayer(D_MODEL, N_HEADS, D_FF, dropout=0.0,
-                                        activation=activation, batch_first=True,
-                                        norm_first=norm_first, dtype=torch.float64)
-    _randomize_norms_and_biases(theirs, seed)
-    ours = EncoderLayer(D_MODEL, N_HEADS, D_FF, dropout=0.0, activation=activation,
-                        norm_first=norm_first).double()
-    load_torch_encoder_layer(ours, theirs)
-    return ours.eval(), theirs.eval()
+    return encoder_layer_pair(seed, D_MODEL, N_HEADS, D_FF, activation, norm_first)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -88,18 +60,18 @@ def _encoder_pair(seed, activation, norm_first):
 @pytest.mark.parametrize("masking", ["none", "padding", "causal", "padding_and_causal"])
 def test_encoder_layer_equals_torch_encoder_layer(seed, norm_first, activation, masking):
     ours, theirs = _encoder_pair(seed, activation, norm_first)
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     batch, seq = 3, 7
-    x = _randn(g, batch, seq, D_MODEL)
+    x = randn(g, batch, seq, D_MODEL)
     lengths = [seq, 4, 1 + seed]
-    pad = _lengths_mask(lengths, seq) if "padding" in masking else None
+    pad = lengths_mask(lengths, seq) if "padding" in masking else None
     causal = causal_mask(seq) if "causal" in masking else None
     key_padding_mask, _ = to_torch_masks(pad)
     _, attn_mask = to_torch_masks(causal)
     mask = pad if causal is None else causal if pad is None else pad & causal
 
     want = theirs(x, src_mask=attn_mask, src_key_padding_mask=key_padding_mask)
-    got = ours(x, mask)
+    got = ours(x, src_mask=mask)
     real = torch.arange(seq)[None, :] < torch.tensor(lengths)[:, None]  # (batch, seq)
     if pad is None:
         real = torch.ones_like(real)
@@ -108,15 +80,7 @@ def test_encoder_layer_equals_torch_encoder_layer(seed, norm_first, activation, 
 
 
 def _decoder_pair(seed, activation, norm_first):
-    torch.manual_seed(seed)
-    theirs = nn.TransformerDecoderLayer(D_MODEL, N_HEADS, D_FF, dropout=0.0,
-                                        activation=activation, batch_first=True,
-                                        norm_first=norm_first, dtype=torch.float64)
-    _randomize_norms_and_biases(theirs, seed)
-    ours = DecoderLayer(D_MODEL, N_HEADS, D_FF, dropout=0.0, activation=activation,
-                        norm_first=norm_first).double()
-    load_torch_decoder_layer(ours, theirs)
-    return ours.eval(), theirs.eval()
+    return decoder_layer_pair(seed, D_MODEL, N_HEADS, D_FF, activation, norm_first)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -125,17 +89,17 @@ def _decoder_pair(seed, activation, norm_first):
 @pytest.mark.parametrize("padding", [False, True], ids=["unpadded", "padded"])
 def test_decoder_layer_equals_torch_decoder_layer(seed, norm_first, activation, padding):
     ours, theirs = _decoder_pair(seed, activation, norm_first)
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     batch, tgt_len, src_len = 3, 6, 9
-    x, memory = _randn(g, batch, tgt_len, D_MODEL), _randn(g, batch, src_len, D_MODEL)
+    x, memory = randn(g, batch, tgt_len, D_MODEL), randn(g, batch, src_len, D_MODEL)
     tgt_lengths = [tgt_len, 3, 1 + seed] if padding else [tgt_len] * batch
     src_lengths = [src_len, 5, 2 + seed] if padding else [src_len] * batch
-    tgt_pad, src_pad = _lengths_mask(tgt_lengths, tgt_len), _lengths_mask(src_lengths, src_len)
+    tgt_pad, src_pad = lengths_mask(tgt_lengths, tgt_len), lengths_mask(src_lengths, src_len)
 
     want = theirs(x, memory, tgt_mask=to_torch_masks(causal_mask(tgt_len))[1],
                   tgt_key_padding_mask=to_torch_masks(tgt_pad)[0],
                   memory_key_padding_mask=to_torch_masks(src_pad)[0])
-    got = ours(x, memory, self_mask=tgt_pad & causal_mask(tgt_len), memory_mask=src_pad)
+    got = ours(x, memory, tgt_mask=tgt_pad & causal_mask(tgt_len), memory_mask=src_pad)
     real = tgt_pad[:, 0, 0]  # (batch, tgt_len)
     torch.testing.assert_close(got[real], want[real], **TOL)
     if not padding:
@@ -149,10 +113,10 @@ def test_decoder_layer_only_looks_back(norm_first):
     layer = DecoderLayer(D_MODEL, N_HEADS, D_FF, dropout=0.0, norm_first=norm_first).double()
     x, memory = torch.randn(2, 6, D_MODEL, dtype=torch.float64), torch.randn(
         2, 4, D_MODEL, dtype=torch.float64)
-    before = layer(x, memory, self_mask=causal_mask(6))
+    before = layer(x, memory, tgt_mask=causal_mask(6))
     x2 = x.clone()
     x2[:, 4] += 1.0
-    after = layer(x2, memory, self_mask=causal_mask(6))
+    after = layer(x2, memory, tgt_mask=causal_mask(6))
     torch.testing.assert_close(after[:, :4], before[:, :4], **TOL)
     assert not torch.allclose(after[:, 4], before[:, 4])
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from transformer import causal_mask, padding_mask, to_torch_masks
+from transformer import causal_mask, decoder_mask, padding_mask, to_torch_masks
 
 
 def test_padding_mask_is_true_on_real_tokens_with_shape_batch_1_1_seq():
@@ -77,3 +77,20 @@ def test_to_torch_masks_of_a_per_batch_mask_expands_over_heads(n_heads):
 
 def test_to_torch_masks_of_none_is_none():
     assert to_torch_masks(None) == (None, None)
+
+
+def test_decoder_mask_without_a_cache_is_padding_and_causal():
+    tokens = torch.tensor([[4, 5, 6, 0], [4, 0, 0, 0]])
+    mask = decoder_mask(tokens, pad_id=0)
+    assert mask.shape == (2, 1, 4, 4)
+    assert torch.equal(mask, padding_mask(tokens, 0) & causal_mask(4))
+    assert mask[0, 0, 3].tolist() == [True, True, True, False]  # the last query: no pad key
+
+
+@pytest.mark.parametrize(("cache_len", "new"), [(0, 3), (5, 1), (4, 2)])
+def test_decoder_mask_with_a_cache_lets_new_queries_see_every_cached_key(cache_len, new):
+    tokens = torch.tensor([[7] * new, [0] * new])  # padding is not masked with a cache
+    mask = decoder_mask(tokens, pad_id=0, cache_len=cache_len)
+    assert mask.shape == (1, 1, new, cache_len + new)
+    assert torch.equal(mask, causal_mask(new, cache_len + new))
+    assert mask[0, 0, :, :cache_len].all()  # every cached position is in the past

@@ -2,19 +2,20 @@
 Table 3, tied weights are one matrix, and the decoder never looks ahead."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
+from helpers import PAD, TOL, rng
 
 from transformer import (
     DecoderOnlyTransformer,
     Transformer,
     TransformerConfig,
     count_parameters,
+    decoder_mask,
+    padding_mask,
 )
-
-TOL = dict(rtol=0.0, atol=1e-10)
-PAD = 0
 
 
 def _model(cls, seed: int, **changes):
@@ -30,18 +31,18 @@ def _model(cls, seed: int, **changes):
 def test_transformer_decode_with_cache_equals_full_sequence(seed, prefill):
     # seeds 1 and 2 also switch on pre-LN and fused Q/K/V projections
     model = _model(Transformer, seed, norm_first=seed == 1, fused_qkv=seed == 2)
-    g = torch.Generator().manual_seed(seed)
+    g = rng(seed)
     src = torch.randint(1, 29, (2, 11), generator=g)
     src[1, 7:] = PAD  # a padded source row: memory_mask matters
     tgt = torch.randint(1, 29, (2, 30), generator=g)
     src_mask = (src != PAD)[:, None, None, :]
-    memory = model.encode(src, src_mask)
-    full = model.decode(tgt, memory, src_mask)
+    memory = model.encode(src, src_mask=src_mask)
+    full = model.decode(tgt, memory, memory_mask=src_mask)
 
     cache = model.new_cache()
-    pieces = [model.decode(tgt[:, :prefill], memory, src_mask, cache=cache)]
+    pieces = [model.decode(tgt[:, :prefill], memory, memory_mask=src_mask, cache=cache)]
     for t in range(prefill, tgt.shape[1]):
-        pieces.append(model.decode(tgt[:, t:t + 1], memory, src_mask, cache=cache))
+        pieces.append(model.decode(tgt[:, t:t + 1], memory, memory_mask=src_mask, cache=cache))
     assert len(cache[0].self_attn) == 30 and len(cache[0].cross_attn) == 11
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, **TOL)
 
@@ -52,7 +53,7 @@ def test_decoder_only_with_cache_equals_full_sequence(seed, prefill):
     # seeds 1 and 2 also switch on learned positions + pre-LN, and fused Q/K/V projections
     model = _model(DecoderOnlyTransformer, seed, positional="learned" if seed == 1 else
                    "sinusoidal", norm_first=seed == 1, fused_qkv=seed == 2)
-    tokens = torch.randint(1, 29, (3, 30), generator=torch.Generator().manual_seed(seed))
+    tokens = torch.randint(1, 29, (3, 30), generator=rng(seed))
     full = model(tokens)
 
     cache = model.new_cache()
@@ -65,7 +66,7 @@ def test_decoder_only_with_cache_equals_full_sequence(seed, prefill):
 
 def test_decoder_only_never_looks_ahead():
     model = _model(DecoderOnlyTransformer, 0)
-    tokens = torch.randint(1, 29, (2, 12), generator=torch.Generator().manual_seed(0))
+    tokens = torch.randint(1, 29, (2, 12), generator=rng(0))
     changed = tokens.clone()
     changed[:, 8:] = (changed[:, 8:] % 28) + 1  # different, still no padding
     before, after = model(tokens), model(changed)
@@ -75,7 +76,7 @@ def test_decoder_only_never_looks_ahead():
 
 def test_transformer_target_never_looks_ahead_but_sees_the_whole_source():
     model = _model(Transformer, 0)
-    g = torch.Generator().manual_seed(1)
+    g = rng(1)
     src, tgt = torch.randint(1, 29, (2, 7), generator=g), torch.randint(1, 29, (2, 9),
                                                                         generator=g)
     before = model(src, tgt)
@@ -169,6 +170,23 @@ def test_config_replace_revalidates_and_to_dict_round_trips():
     assert set(cfg.to_dict()) == {f.name for f in dataclasses.fields(cfg)}
 
 
+def test_config_from_dict_round_trips_through_json_and_fills_defaults():
+    cfg = TransformerConfig.tiny(vocab_size=50, tgt_vocab_size=70, tie_embeddings=False,
+                                 final_norm=True, layer_norm_eps=1e-6)
+    assert TransformerConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    partial = TransformerConfig.from_dict({"d_model": 64, "n_heads": 4})
+    assert partial == TransformerConfig(d_model=64, n_heads=4)  # the rest: paper defaults
+
+
+def test_config_accepts_the_valid_values_next_to_each_check():
+    """The checks are not over-eager: whole-number floats stay out of int fields, but an int
+    is a fine number for dropout or epsilon, and None is allowed where it has a meaning."""
+    cfg = TransformerConfig(dropout=0, layer_norm_eps=1, final_norm=None, tgt_vocab_size=None,
+                            pad_id=36999, norm_first=True, bias=False, fused_qkv=True)
+    assert cfg.target_vocab_size == 37000 and cfg.use_final_norm
+    assert TransformerConfig(d_model=9, n_heads=3, positional="learned").d_model == 9
+
+
 def test_final_norm_follows_the_config():
     assert isinstance(Transformer(TransformerConfig.tiny()).encoder.norm, torch.nn.Identity)
     with_norm = Transformer(TransformerConfig.tiny(final_norm=True))
@@ -197,3 +215,38 @@ def test_presets_accept_overrides_of_their_own_settings(preset):
     cfg = getattr(TransformerConfig, preset)(vocab_size=100, n_layers=1, dropout=0.0)
     assert (cfg.n_layers, cfg.dropout, cfg.vocab_size) == (1, 0.0, 100)
     assert cfg.d_model == getattr(TransformerConfig, preset)().d_model  # the rest is kept
+
+
+@pytest.mark.parametrize("cls", [Transformer, DecoderOnlyTransformer])
+def test_forward_and_cached_decoding_never_read_tensor_values(cls):
+    """On the "meta" device tensors have shapes but no values, and any host read (``.item()``,
+    ``int(t)``, ``if t:``) raises: passing there means no forward step waits for a GPU."""
+    with torch.device("meta"):
+        model = cls(TransformerConfig.tiny(vocab_size=29, norm_first=True)).eval()
+        src, tgt = torch.randint(1, 29, (2, 7)), torch.randint(1, 29, (2, 5))
+        cache = model.new_cache()
+        if cls is Transformer:
+            memory = model.encode(src)
+            assert model(src, tgt).shape == (2, 5, 29)
+            model.decode(tgt[:, :3], memory, memory_mask=padding_mask(src, PAD), cache=cache)
+            step = model.decode(tgt[:, 3:4], memory, cache=cache)
+        else:
+            assert model(tgt).shape == (2, 5, 29)
+            model(tgt[:, :3], cache=cache)
+            step = model(tgt[:, 3:4], cache=cache)
+    assert step.shape == (2, 1, 29) and step.device.type == "meta"
+
+
+@pytest.mark.parametrize("cls", [Transformer, DecoderOnlyTransformer])
+def test_default_self_attention_mask_is_decoder_mask(cls):
+    """Both models build their default self-attention mask with ``decoder_mask``: passing it
+    explicitly changes nothing, with or without padding."""
+    model = _model(cls, 0)
+    tokens = torch.randint(1, 29, (2, 6), generator=rng(3))
+    tokens[1, 4:] = PAD
+    mask = decoder_mask(tokens, PAD)
+    if cls is Transformer:
+        src = torch.randint(1, 29, (2, 4), generator=rng(4))
+        torch.testing.assert_close(model(src, tokens, tgt_mask=mask), model(src, tokens), **TOL)
+    else:
+        torch.testing.assert_close(model(tokens, mask=mask), model(tokens), **TOL)

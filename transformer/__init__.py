@@ -35,7 +35,7 @@ from transformer.layers import (
     PositionwiseFeedForward,
     ResidualSublayer,
 )
-from transformer.masks import causal_mask, padding_mask, to_torch_masks
+from transformer.masks import causal_mask, decoder_mask, padding_mask, to_torch_masks
 from transformer.model import (
     Decoder,
     DecoderOnlyTransformer,
@@ -68,6 +68,7 @@ __all__ = [
     "beam_search",
     "causal_mask",
     "count_parameters",
+    "decoder_mask",
     "greedy_decode",
     "length_penalty",
     "padding_mask",

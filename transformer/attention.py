@@ -269,6 +269,7 @@ class MultiHeadAttention(nn.Module):
     # --8<-- [end:mha_forward]
 
 
+# --8<-- [start:record_attention]
 @contextmanager
 def record_attention(model: nn.Module) -> Iterator[dict[str, Tensor]]:
     """Collect the attention weights of every :class:`MultiHeadAttention` inside ``model``.
@@ -292,3 +293,4 @@ def record_attention(model: nn.Module) -> Iterator[dict[str, Tensor]]:
             if m.last_weights is not None:
                 maps[name] = m.last_weights
             m.keep_weights, m.last_weights = False, None
+# --8<-- [end:record_attention]

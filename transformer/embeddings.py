@@ -13,7 +13,20 @@ from torch import Tensor, nn
 __all__ = ["LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "TokenEmbedding"]
 
 
+_ASYNC_ASSERT_DEVICES = ("cuda", "meta")  # where torch._assert_async has a kernel
+
+
 def _check_tokens(tokens: Tensor, vocab_size: int) -> None:
+    """Type, shape and range checks that never wait for an accelerator.
+
+    The range needs the values of ``tokens``. On the CPU they are at hand, so the check is
+    eager and the error names the bad ids. On an accelerator, reading them (``int(t.max())``)
+    would stall the host until the device catches up, on every forward. On CUDA (and on the
+    "meta" device, which stands in for it in the tests) the check is ``torch._assert_async``:
+    queued on the device like any kernel, it fails a later synchronising call instead (with
+    the device's message). Devices without that kernel (e.g. MPS) get no range check, and
+    neither does ``torch.compile``'s graph.
+    """
     if not isinstance(tokens, Tensor):
         raise TypeError(f"tokens must be a tensor of integer ids, got {type(tokens).__name__}")
     if tokens.dtype not in (torch.int64, torch.int32):  # what nn.Embedding accepts
@@ -21,11 +34,16 @@ def _check_tokens(tokens: Tensor, vocab_size: int) -> None:
                         f"{tokens.dtype}")
     if tokens.dim() != 2:
         raise ValueError(f"tokens must have shape (batch, seq), got {tuple(tokens.shape)}")
-    if tokens.numel() and not torch.compiler.is_compiling():
+    if tokens.numel() == 0 or torch.compiler.is_compiling():
+        return
+    if tokens.device.type == "cpu":  # values in host memory: no device to wait for
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= vocab_size:
-            raise ValueError(f"token ids must be in [0, vocab_size={vocab_size}), got ids in "
-                             f"[{lo}, {hi}]")
+            raise ValueError(f"tokens must hold ids in [0, vocab_size={vocab_size}), got ids "
+                             f"in [{lo}, {hi}]")
+    elif tokens.device.type in _ASYNC_ASSERT_DEVICES:  # queued on the device: no sync
+        in_range = ((tokens >= 0) & (tokens < vocab_size)).all()  # a 0-dim bool tensor
+        torch._assert_async(in_range, f"tokens must hold ids in [0, vocab_size={vocab_size})")
 
 
 # --8<-- [start:token_embedding]
@@ -56,7 +74,14 @@ class TokenEmbedding(nn.Module):
         return self.embedding.weight
 
     def forward(self, tokens: Tensor) -> Tensor:
-        """Map ``(batch, seq)`` integer ids to ``(batch, seq, d_model)`` vectors."""
+        """Map ``(batch, seq)`` integer ids to ``(batch, seq, d_model)`` vectors.
+
+        Raises:
+            TypeError: if ``tokens`` is not a tensor of ``torch.long`` or ``torch.int`` ids.
+            ValueError: if ``tokens`` is not 2-D, or, for a CPU tensor, an id is outside
+                ``[0, vocab_size)``. On CUDA an out-of-range id fails asynchronously, without
+                a host synchronisation on every call.
+        """
         _check_tokens(tokens, self.vocab_size)
         return self.embedding(tokens) * self.scale  # (batch, seq, d_model)
 # --8<-- [end:token_embedding]

@@ -187,7 +187,7 @@ class DecodeState:
             assert bos_id is not None
             with torch.no_grad():
                 src_mask = padding_mask(inputs, model.config.pad_id)  # (B, 1, 1, src_len)
-                memory = model.encode(inputs, src_mask)  # (B, src_len, d_model), once
+                memory = model.encode(inputs, src_mask=src_mask)  # (B, src_len, d_model), once
             self.memory = memory.repeat_interleave(beams, dim=0)  # (B * beams, src_len, d_model)
             self.memory_mask = src_mask.repeat_interleave(beams, dim=0)  # (B * beams, 1, 1, S)
             rows = inputs.shape[0] * beams
@@ -221,7 +221,8 @@ class DecodeState:
         if self.memory is None:
             logits = self.model(new, cache=self.cache)
         else:
-            logits = self.model.decode(new, self.memory, self.memory_mask, cache=self.cache)
+            logits = self.model.decode(new, self.memory, memory_mask=self.memory_mask,
+                                          cache=self.cache)
         return logits[:, -1]  # (rows, vocab): the prediction after the last position
 
     def append(self, tokens: Tensor) -> None:

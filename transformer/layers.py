@@ -93,11 +93,11 @@ class EncoderLayer(nn.Module):
         self.sublayer1 = ResidualSublayer(d_model, dropout, norm_first, eps)
         self.sublayer2 = ResidualSublayer(d_model, dropout, norm_first, eps)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, cache: KVCache | None = None
-                ) -> Tensor:
-        """``x``: ``(batch, seq, d_model)``; ``mask`` broadcastable to
-        ``(batch, heads, seq, seq)`` (``True`` = may attend)."""
-        x = self.sublayer1(x, lambda y: self.self_attn(y, y, y, mask, cache=cache)[0])
+    def forward(self, x: Tensor, *, src_mask: Tensor | None = None,
+                cache: KVCache | None = None) -> Tensor:
+        """``x``: ``(batch, seq, d_model)``; ``src_mask``, the self-attention mask,
+        broadcastable to ``(batch, heads, seq, seq)`` (``True`` = may attend)."""
+        x = self.sublayer1(x, lambda y: self.self_attn(y, y, y, mask=src_mask, cache=cache)[0])
         return self.sublayer2(x, self.feed_forward)  # (batch, seq, d_model)
 # --8<-- [end:encoder_layer]
 
@@ -131,14 +131,16 @@ class DecoderLayer(nn.Module):
         self.sublayer2 = ResidualSublayer(d_model, dropout, norm_first, eps)
         self.sublayer3 = ResidualSublayer(d_model, dropout, norm_first, eps)
 
-    def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor | None = None,
+    def forward(self, x: Tensor, memory: Tensor, *, tgt_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, cache: DecoderLayerCache | None = None
                 ) -> Tensor:
         """``x``: ``(batch, tgt_len, d_model)``; ``memory``: encoder output
-        ``(batch, src_len, d_model)``; masks broadcastable to ``(batch, heads, tgt_len, ·)``."""
+        ``(batch, src_len, d_model)``; ``tgt_mask`` (self-attention) broadcastable to
+        ``(batch, heads, tgt_len, tgt_len)``, ``memory_mask`` (cross-attention) to
+        ``(batch, heads, tgt_len, src_len)``."""
         sa_cache, ca_cache = (cache.self_attn, cache.cross_attn) if cache else (None, None)
-        x = self.sublayer1(x, lambda y: self.self_attn(y, y, y, self_mask, cache=sa_cache)[0])
+        x = self.sublayer1(x, lambda y: self.self_attn(y, y, y, mask=tgt_mask, cache=sa_cache)[0])
         x = self.sublayer2(x, lambda y: self.cross_attn(
-            y, memory, memory, memory_mask, cache=ca_cache, static_kv=True)[0])
+            y, memory, memory, mask=memory_mask, cache=ca_cache, static_kv=True)[0])
         return self.sublayer3(x, self.feed_forward)  # (batch, tgt_len, d_model)
 # --8<-- [end:decoder_layer]

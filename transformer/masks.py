@@ -6,7 +6,8 @@
 - :func:`padding_mask` gives ``(batch, 1, 1, k_len)`` — hide padding *keys* from every query;
 - :func:`causal_mask` gives ``(1, 1, q_len, k_len)`` — hide the future (§3.2.3: "prevent
   leftward information flow in the decoder");
-- the two combine with ``&``: ``padding_mask(tgt, pad) & causal_mask(tgt.size(1))``.
+- the two combine with ``&``: ``padding_mask(tgt, pad) & causal_mask(tgt.size(1))``;
+  :func:`decoder_mask` builds that default of decoder self-attention, also with a KV cache.
 
 A query row in which no key is allowed produces a zero vector, never NaN.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["causal_mask", "padding_mask", "to_torch_masks"]
+__all__ = ["causal_mask", "decoder_mask", "padding_mask", "to_torch_masks"]
 
 
 # --8<-- [start:padding_mask]
@@ -70,6 +71,38 @@ def causal_mask(q_len: int, k_len: int | None = None, device: torch.device | str
     mask = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(diagonal=offset)
     return mask[None, None]  # (1, 1, q_len, k_len)
 # --8<-- [end:causal_mask]
+
+
+# --8<-- [start:decoder_mask]
+def decoder_mask(tokens: Tensor, pad_id: int, cache_len: int | None = None) -> Tensor:
+    """The default mask of decoder self-attention: no future key and no padding key (§3.2.3).
+
+    Both models use it when no mask is given: :class:`~transformer.model.Transformer` for its
+    ``tgt_mask``, :class:`~transformer.model.DecoderOnlyTransformer` for its ``mask``.
+
+    Args:
+        tokens: ``(batch, seq)`` token ids of the queries (the new ones, with a cache).
+        pad_id: the id used for padding.
+        cache_len: ``None`` without a KV cache; else the number of positions already cached,
+            which the ``seq`` queries follow.
+
+    Returns:
+        Without a cache, ``padding_mask & causal_mask``: ``(batch, 1, seq, seq)``. With a cache,
+        only the causal part, ``(1, 1, seq, cache_len + seq)``: the cache does not record which
+        of its keys were padding, so cached decoding expects sequences without padding.
+
+    Raises:
+        ValueError: if ``tokens`` is not 2-D with ``seq >= 1``, or ``cache_len < 0``.
+    """
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must have shape (batch, seq), got {tuple(tokens.shape)}")
+    if cache_len is not None and cache_len < 0:
+        raise ValueError(f"cache_len must be None or >= 0, got {cache_len}")
+    seq = tokens.shape[1]
+    if cache_len is not None:
+        return causal_mask(seq, cache_len + seq, tokens.device)  # (1, 1, seq, cache_len + seq)
+    return padding_mask(tokens, pad_id) & causal_mask(seq, device=tokens.device)  # (B, 1, T, T)
+# --8<-- [end:decoder_mask]
 
 
 # --8<-- [start:to_torch_masks]

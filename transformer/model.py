@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -18,7 +20,7 @@ from transformer.embeddings import (
     TokenEmbedding,
 )
 from transformer.layers import ACTIVATIONS, DecoderLayer, DecoderLayerCache, EncoderLayer
-from transformer.masks import causal_mask, padding_mask
+from transformer.masks import decoder_mask, padding_mask
 
 __all__ = [
     "Decoder",
@@ -28,6 +30,25 @@ __all__ = [
     "TransformerConfig",
     "count_parameters",
 ]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int in Python
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _require(name: str, value: Any, expected: str, of_type: Callable[[Any], bool],
+             in_range: Callable[[Any], bool] = lambda v: True) -> None:
+    """Raise ``ValueError("NAME must be EXPECTED, got VALUE (TYPE)")`` unless ``value`` fits."""
+    if not (of_type(value) and in_range(value)):
+        raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
 
 
 # --8<-- [start:config]
@@ -53,7 +74,9 @@ class TransformerConfig:
         tie_embeddings: share source/target embeddings and the pre-softmax matrix (§3.4).
         pad_id: padding token id, masked out of attention.
         layer_norm_eps: epsilon of every LayerNorm.
-        bias: biases in linear layers.
+        bias: biases in the linear layers. The paper's attention projections have none
+            (its eq. 2 has b_1, b_2); the default follows PyTorch and The Annotated
+            Transformer.
         fused_qkv: store the Q/K/V projections as one matrix (faster self-attention).
     """
 
@@ -77,33 +100,63 @@ class TransformerConfig:
 # --8<-- [end:config]
 
     def __post_init__(self) -> None:
+        """Check every field's type and range; errors name the field, what it must be and
+        what it got."""
         for name in ("vocab_size", "d_model", "n_heads", "d_ff", "n_layers", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            _require(name, getattr(self, name), "a positive integer", _is_int,
+                     lambda v: v > 0)
+        _require("tgt_vocab_size", self.tgt_vocab_size, "None or a positive integer",
+                 lambda v: v is None or _is_int(v), lambda v: v is None or v > 0)
+        _require("dropout", self.dropout, "a number in [0, 1)", _is_number,
+                 lambda v: 0.0 <= v < 1.0)
+        _require("activation", self.activation, f"one of {sorted(ACTIVATIONS)}",
+                 lambda v: isinstance(v, str), lambda v: v in ACTIVATIONS)
+        _require("positional", self.positional, "'sinusoidal' or 'learned'",
+                 lambda v: isinstance(v, str), lambda v: v in ("sinusoidal", "learned"))
+        for name in ("norm_first", "tie_embeddings", "bias", "fused_qkv"):
+            _require(name, getattr(self, name), "True or False", _is_bool)
+        _require("final_norm", self.final_norm, "None, True or False",
+                 lambda v: v is None or _is_bool(v))
+        _require("layer_norm_eps", self.layer_norm_eps, "a finite number > 0", _is_number,
+                 lambda v: math.isfinite(v) and v > 0)
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads "
                              f"({self.n_heads})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}")
-        if self.positional not in ("sinusoidal", "learned"):
-            raise ValueError(f"positional must be 'sinusoidal' or 'learned', got "
-                             f"{self.positional!r}")
+        if self.positional == "sinusoidal" and self.d_model % 2 != 0:
+            raise ValueError(f"d_model must be even for sinusoidal positions, got "
+                             f"{self.d_model}")
         if self.tie_embeddings and self.tgt_vocab_size not in (None, self.vocab_size):
             raise ValueError("tie_embeddings needs one shared vocabulary: tgt_vocab_size "
                              f"({self.tgt_vocab_size}) != vocab_size ({self.vocab_size})")
-        if not 0 <= self.pad_id < self.target_vocab_size or self.pad_id >= self.vocab_size:
-            raise ValueError(f"pad_id must be a token id of both vocabularies, in [0, "
-                             f"{min(self.vocab_size, self.target_vocab_size)}), got "
-                             f"{self.pad_id}")
+        shared = min(self.vocab_size, self.target_vocab_size)
+        _require("pad_id", self.pad_id,
+                 f"an integer token id of both vocabularies, in [0, {shared})", _is_int,
+                 lambda v: 0 <= v < shared)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TransformerConfig:
+        """Rebuild a config from :meth:`to_dict`'s output, e.g. read back from a checkpoint.
+
+        Fields that ``data`` leaves out take their defaults.
+
+        Raises:
+            ValueError: if ``data`` is not a dict, has a key that is not a field, or holds a
+                value of the wrong type or range (the message names the field).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a TransformerConfig is read from a dict of field values, got "
+                             f"{type(data).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(repr(k) for k in data if k not in known)
+        if unknown:
+            raise ValueError(f"unknown TransformerConfig field(s) {', '.join(unknown)}; the "
+                             f"fields are {known}")
+        return cls(**data)
 
     @property
     def target_vocab_size(self) -> int:
         """The target vocabulary size (``vocab_size`` when shared)."""
-        return self.tgt_vocab_size or self.vocab_size
+        return self.vocab_size if self.tgt_vocab_size is None else self.tgt_vocab_size
 
     @property
     def use_final_norm(self) -> bool:
@@ -169,6 +222,26 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.xavier_uniform_(p)
 
 
+def _check_ids(name: str, ids: Tensor) -> None:
+    """Token ids must be ``(batch, seq)`` with at least one sequence of at least one token."""
+    if not isinstance(ids, Tensor):
+        raise TypeError(f"{name} must be a (batch, seq) tensor of token ids, got "
+                        f"{type(ids).__name__}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must have shape (batch, seq), got {tuple(ids.shape)}")
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (batch, seq) with batch >= 1 and seq >= 1, "
+                         f"got {tuple(ids.shape)}")
+
+
+def _check_memory(memory: Tensor, d_model: int) -> None:
+    if not isinstance(memory, Tensor) or memory.dim() != 3 or memory.shape[-1] != d_model:
+        got = tuple(memory.shape) if isinstance(memory, Tensor) else type(memory).__name__
+        raise ValueError(f"memory must have shape (batch, src_len, d_model={d_model}), got {got}")
+    if memory.shape[1] == 0:
+        raise ValueError(f"memory must have src_len >= 1, got shape {tuple(memory.shape)}")
+
+
 def _check_batch(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"{name_a} and {name_b} must have the same batch size, got "
@@ -184,11 +257,12 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(**_layer_kwargs(cfg)) for _ in range(cfg.n_layers))
         self.norm = _final_norm(cfg)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x``: embedded source ``(batch, src_len, d_model)``; ``mask``: ``(batch, 1, 1,
-        src_len)``. Returns the "memory" ``(batch, src_len, d_model)``."""
+    def forward(self, x: Tensor, *, src_mask: Tensor | None = None) -> Tensor:
+        """``x``: embedded source ``(batch, src_len, d_model)``; ``src_mask``: e.g. the
+        padding mask ``(batch, 1, 1, src_len)``. Returns the "memory" ``(batch, src_len,
+        d_model)``."""
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, src_mask=src_mask)
         return self.norm(x)
 # --8<-- [end:encoder]
 
@@ -202,13 +276,15 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(**_layer_kwargs(cfg)) for _ in range(cfg.n_layers))
         self.norm = _final_norm(cfg)
 
-    def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor | None = None,
+    def forward(self, x: Tensor, memory: Tensor, *, tgt_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None,
                 cache: list[DecoderLayerCache] | None = None) -> Tensor:
         """``x``: embedded target ``(batch, tgt_len, d_model)``; ``memory``: encoder output
-        ``(batch, src_len, d_model)``. Returns ``(batch, tgt_len, d_model)``."""
+        ``(batch, src_len, d_model)``; ``tgt_mask`` for self-attention, ``memory_mask`` for
+        cross-attention. Returns ``(batch, tgt_len, d_model)``."""
         for i, layer in enumerate(self.layers):
-            x = layer(x, memory, self_mask, memory_mask, None if cache is None else cache[i])
+            x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                      cache=None if cache is None else cache[i])
         return self.norm(x)
 # --8<-- [end:decoder]
 
@@ -220,6 +296,9 @@ class Transformer(nn.Module):
     ``forward(src, tgt)`` returns logits ``(batch, tgt_len, target_vocab_size)``; the softmax
     of Figure 1 is left to the loss (or to decoding). With ``tie_embeddings`` the source
     embedding, target embedding and pre-softmax projection are one matrix (§3.4).
+
+    Masks are keyword arguments, one per kind of attention: ``src_mask`` (encoder
+    self-attention), ``tgt_mask`` (decoder self-attention), ``memory_mask`` (cross-attention).
     """
 
     def __init__(self, cfg: TransformerConfig) -> None:
@@ -237,54 +316,70 @@ class Transformer(nn.Module):
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight  # one matrix, three uses
 
-    def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
-        """Source ids ``(batch, src_len)`` → memory ``(batch, src_len, d_model)``."""
+    def encode(self, src: Tensor, *, src_mask: Tensor | None = None) -> Tensor:
+        """Source ids ``(batch, src_len)`` → memory ``(batch, src_len, d_model)``.
+
+        ``src_mask`` defaults to the source's padding mask ``(batch, 1, 1, src_len)``.
+
+        Raises:
+            ValueError: if ``src`` is not ``(batch, src_len)`` with both at least 1, or a
+                token id, position or mask shape is out of range.
+            TypeError: if ``src`` does not hold integer ids or the mask is not boolean.
+        """
+        _check_ids("src", src)
         if src_mask is None:
             src_mask = padding_mask(src, self.config.pad_id)  # (batch, 1, 1, src_len)
-        x = self.dropout(self.positions(self.src_embed(src)))
-        return self.encoder(x, src_mask)
+        x = self.dropout(self.positions(self.src_embed(src)))  # (batch, src_len, d_model)
+        return self.encoder(x, src_mask=src_mask)
 
-    def decode(self, tgt: Tensor, memory: Tensor, memory_mask: Tensor | None = None,
-               tgt_mask: Tensor | None = None,
+    def decode(self, tgt: Tensor, memory: Tensor, *, tgt_mask: Tensor | None = None,
+               memory_mask: Tensor | None = None,
                cache: list[DecoderLayerCache] | None = None) -> Tensor:
         """Target ids ``(batch, tgt_len)`` and memory → logits ``(batch, tgt_len, vocab)``.
 
-        Without a cache the default ``tgt_mask`` hides padding and the future. With a cache
-        (:meth:`new_cache`), ``tgt`` holds only the new positions; they follow the cached ones.
+        ``tgt_mask`` defaults to :func:`~transformer.masks.decoder_mask` (future and padding
+        hidden); ``memory_mask`` defaults to none: pass the source's padding mask to hide it.
+        With a cache (:meth:`new_cache`), ``tgt`` holds only the new positions; they follow
+        the cached ones.
 
         Raises:
-            ValueError: if ``tgt`` and ``memory`` differ in batch size, ``memory`` is not
-                ``(batch, src_len, d_model)``, or a token id or position is out of range.
-            TypeError: if ``tgt`` does not hold integer ids.
+            ValueError: if ``tgt`` is not ``(batch, tgt_len)`` with both at least 1,
+                ``memory`` is not ``(batch, src_len, d_model)``, they differ in batch size, or
+                a token id, position or mask shape is out of range.
+            TypeError: if ``tgt`` does not hold integer ids or a mask is not boolean.
         """
+        _check_ids("tgt", tgt)
+        _check_memory(memory, self.config.d_model)
         _check_batch("tgt", tgt, "memory", memory)
-        if memory.dim() != 3 or memory.shape[-1] != self.config.d_model:
-            raise ValueError(f"memory must have shape (batch, src_len, d_model="
-                             f"{self.config.d_model}), got {tuple(memory.shape)}")
-        offset = 0 if cache is None else len(cache[0].self_attn)
+        cache_len = None if cache is None else len(cache[0].self_attn)  # positions cached
         if tgt_mask is None:
-            tgt_mask = causal_mask(tgt.shape[1], offset + tgt.shape[1], tgt.device)
-            if cache is None:
-                tgt_mask = tgt_mask & padding_mask(tgt, self.config.pad_id)  # (B, 1, T, T)
-        x = self.dropout(self.positions(self.tgt_embed(tgt), offset))
-        x = self.decoder(x, memory, tgt_mask, memory_mask, cache)
+            tgt_mask = decoder_mask(tgt, self.config.pad_id, cache_len)  # no future, no pads
+        x = self.dropout(self.positions(self.tgt_embed(tgt), cache_len or 0))  # (B, T, d_model)
+        x = self.decoder(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask, cache=cache)
         return self.generator(x)  # (batch, tgt_len, vocab)
 
-    def forward(self, src: Tensor, tgt: Tensor, src_mask: Tensor | None = None,
-                tgt_mask: Tensor | None = None) -> Tensor:
+    def forward(self, src: Tensor, tgt: Tensor, *, src_mask: Tensor | None = None,
+                tgt_mask: Tensor | None = None, memory_mask: Tensor | None = None) -> Tensor:
         """Teacher forcing: ``src`` ``(batch, src_len)``, shifted-right ``tgt``
         ``(batch, tgt_len)`` → logits ``(batch, tgt_len, vocab)``.
 
+        ``src_mask`` defaults to the source's padding mask, ``memory_mask`` to ``src_mask``
+        and ``tgt_mask`` to :func:`~transformer.masks.decoder_mask`.
+
         Raises:
-            ValueError: if ``src`` and ``tgt`` differ in batch size, or a token id, position or
-                mask shape is out of range.
+            ValueError: if ``src`` or ``tgt`` is not ``(batch, len)`` with both at least 1,
+                they differ in batch size, or a token id, position or mask shape is out of
+                range.
             TypeError: if the ids are not integers or a mask is not boolean.
         """
+        _check_ids("src", src)
+        _check_ids("tgt", tgt)
         _check_batch("src", src, "tgt", tgt)
         if src_mask is None:
-            src_mask = padding_mask(src, self.config.pad_id)
-        memory = self.encode(src, src_mask)
-        return self.decode(tgt, memory, src_mask, tgt_mask)
+            src_mask = padding_mask(src, self.config.pad_id)  # (batch, 1, 1, src_len)
+        memory = self.encode(src, src_mask=src_mask)  # (batch, src_len, d_model)
+        memory_mask = src_mask if memory_mask is None else memory_mask
+        return self.decode(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
 
     def new_cache(self) -> list[DecoderLayerCache]:
         """An empty KV cache for incremental decoding, one entry per decoder layer."""
@@ -312,18 +407,26 @@ class DecoderOnlyTransformer(nn.Module):
         if cfg.tie_embeddings:
             self.generator.weight = self.embed.weight
 
-    def forward(self, tokens: Tensor, mask: Tensor | None = None,
+    def forward(self, tokens: Tensor, *, mask: Tensor | None = None,
                 cache: list[KVCache] | None = None) -> Tensor:
         """``tokens``: ``(batch, seq)`` ids (only the new ones when ``cache`` is given).
-        The default mask is causal (and hides padding keys when there is no cache)."""
-        offset = 0 if cache is None else len(cache[0])
+
+        ``mask`` is the one mask, of every block's self-attention (the encoder-decoder's
+        ``tgt_mask``); it defaults to :func:`~transformer.masks.decoder_mask`: causal, and
+        hiding padding keys when there is no cache.
+
+        Raises:
+            ValueError: if ``tokens`` is not ``(batch, seq)`` with both at least 1, or a token
+                id, position or mask shape is out of range.
+            TypeError: if ``tokens`` does not hold integer ids or ``mask`` is not boolean.
+        """
+        _check_ids("tokens", tokens)
+        cache_len = None if cache is None else len(cache[0])  # positions cached
         if mask is None:
-            mask = causal_mask(tokens.shape[1], offset + tokens.shape[1], tokens.device)
-            if cache is None:
-                mask = mask & padding_mask(tokens, self.config.pad_id)  # (B, 1, T, T)
-        x = self.dropout(self.positions(self.embed(tokens), offset))  # (batch, seq, d_model)
+            mask = decoder_mask(tokens, self.config.pad_id, cache_len)  # no future, no pads
+        x = self.dropout(self.positions(self.embed(tokens), cache_len or 0))  # (B, seq, d_model)
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, None if cache is None else cache[i])
+            x = layer(x, src_mask=mask, cache=None if cache is None else cache[i])
         return self.generator(self.norm(x))  # (batch, seq, vocab)
 
     def new_cache(self) -> list[KVCache]:
