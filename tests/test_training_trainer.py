@@ -289,7 +289,7 @@ def test_mixed_precision_trains_and_resumes_on_cuda(tmp_path, precision):
         ({"warmup_steps": "10"}, "warmup_steps", TypeError),
         ({"grad_accum_steps": 2.0}, "grad_accum_steps", TypeError),
         ({"eval_every": 1.5}, "eval_every", TypeError),
-        ({"seed": -1}, "seed", ValueError),
+        ({"seed": 2**64}, "seed", ValueError),
         ({"seed": 0.5}, "seed", TypeError),
         ({"lr_factor": float("inf")}, "lr_factor", ValueError),
         ({"lr_factor": float("nan")}, "lr_factor", ValueError),

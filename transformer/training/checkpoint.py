@@ -269,6 +269,17 @@ def weights_header(path: Path) -> Header:
                               f"file ({_first_line(err)})") from err
 
 
+def _shares_storage(tensor: torch.Tensor, tensors: dict[str, torch.Tensor],
+                    header: Header) -> bool:
+    """Whether ``tensor`` shares memory with a stored tensor (safetensors stores such a copy
+    once, like a tie); never true on the meta device, where there is no memory."""
+    if tensor.device.type == "meta":
+        return False
+    ptr = tensor.untyped_storage().data_ptr()
+    return any(name in header and other.device == tensor.device
+               and other.untyped_storage().data_ptr() == ptr for name, other in tensors.items())
+
+
 def check_weights_fit(model: nn.Module, header: Header, file: Path, *,
                       dtypes: bool = True) -> None:
     """Refuse, before any weight is copied, a file whose tensors do not match ``model``'s.
@@ -280,14 +291,15 @@ def check_weights_fit(model: nn.Module, header: Header, file: Path, *,
     Raises:
         CheckpointError: naming the first mismatches and ``file``.
     """
-    expected = model.state_dict(keep_vars=True)  # the parameter objects: ties share identity
+    expected = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items()
+                if isinstance(tensor, torch.Tensor)}  # the parameter objects: ties share identity
     tied: dict[int, list[str]] = {}
     for name, tensor in expected.items():
         tied.setdefault(id(tensor), []).append(name)
     problems = [f"unexpected tensor {name!r}" for name in header if name not in expected]
     for names in tied.values():
         stored = [name for name in names if name in header]
-        if not stored:
+        if not stored and not _shares_storage(expected[names[0]], expected, header):
             problems.append(f"missing tensor {names[0]!r}")
         for name in stored:
             tensor, (shape, dtype) = expected[name], header[name]

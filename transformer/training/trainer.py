@@ -4,6 +4,10 @@ Adam with β1 = 0.9, β2 = 0.98, ε = 1e-9, the learning rate of equation 3, lab
 plus what a modern run needs: gradient accumulation, clipping, bf16/fp16 autocast, optional
 ``torch.compile``, JSON-lines metrics, and checkpoints from which a run resumes bit-identically.
 
+**Divergence**: a NaN or infinite loss or gradient norm raises :class:`TrainingDiverged` before
+the optimizer applies the step, so the weights, the last checkpoint and the metrics file (strict
+JSON: no ``NaN``/``Infinity``; the diverged step has no record) hold only the good steps.
+
 **Batches** are dicts of tensors: ``{"src", "tgt_in", "tgt_out"}`` for the encoder-decoder
 (``logits = model(src, tgt_in)``, predicting ``tgt_out``) or ``{"tokens", "targets"}`` for a
 decoder-only model (``logits = model(tokens)``). Padding is ``model.config.pad_id``.
@@ -132,7 +136,9 @@ class TrainConfig:
             _check_int(name, getattr(self, name), 1)
         for name in ("eval_every", "checkpoint_every"):
             _check_int(name, getattr(self, name), 1, optional=True)
-        _check_int("seed", self.seed, 0)
+        _check_int("seed", self.seed, -(2**63))
+        if self.seed >= 2**64:  # what torch.manual_seed accepts
+            raise ValueError(f"seed must be in [-2**63, 2**64), got {self.seed}")
         _check_real("lr_factor", self.lr_factor, lambda v: v > 0, "> 0")
         _check_real("eps", self.eps, lambda v: v > 0, "> 0")
         _check_real("label_smoothing", self.label_smoothing, lambda v: 0 <= v < 1, "in [0, 1)")
