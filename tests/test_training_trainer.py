@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -12,7 +13,13 @@ from matplotlib.figure import Figure
 from transformer.model import DecoderOnlyTransformer, Transformer, TransformerConfig
 from transformer.training import checkpoint
 from transformer.training.schedule import noam_lr
-from transformer.training.trainer import TrainConfig, Trainer, plot_metrics, read_metrics
+from transformer.training.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    plot_metrics,
+    read_metrics,
+)
 
 V = 12
 
@@ -199,7 +206,7 @@ def test_checkpoint_every_writes_a_resumable_latest(tmp_path):
     trainer.train()
     extra = checkpoint.load_checkpoint(tmp_path / "latest", _lm(1))
     assert extra["step"] == 4
-    assert extra["config"]["checkpoint_every"] == 2
+    assert extra["train_config"]["checkpoint_every"] == 2
 
 
 def test_compile_flag_wraps_the_model_with_torch_compile(monkeypatch):
@@ -271,3 +278,160 @@ def test_mixed_precision_trains_and_resumes_on_cuda(tmp_path, precision):
     expected = [m["loss"] for m in trainer.train()]
     assert [m["loss"] for m in resumed.train()] == pytest.approx(expected, rel=1e-3)
 
+
+
+@pytest.mark.parametrize(
+    ("changes", "name", "error"),
+    [
+        ({"max_steps": 2.5}, "max_steps", TypeError),
+        ({"max_steps": True}, "max_steps", TypeError),
+        ({"max_steps": "10"}, "max_steps", TypeError),
+        ({"warmup_steps": "10"}, "warmup_steps", TypeError),
+        ({"grad_accum_steps": 2.0}, "grad_accum_steps", TypeError),
+        ({"eval_every": 1.5}, "eval_every", TypeError),
+        ({"seed": 2**64}, "seed", ValueError),
+        ({"seed": 0.5}, "seed", TypeError),
+        ({"lr_factor": float("inf")}, "lr_factor", ValueError),
+        ({"lr_factor": float("nan")}, "lr_factor", ValueError),
+        ({"lr_factor": "1"}, "lr_factor", TypeError),
+        ({"lr_factor": True}, "lr_factor", TypeError),
+        ({"eps": float("nan")}, "eps", ValueError),
+        ({"label_smoothing": float("nan")}, "label_smoothing", ValueError),
+        ({"grad_clip": float("inf")}, "grad_clip", ValueError),
+        ({"betas": (0.9, float("nan"))}, r"betas\[1\]", ValueError),
+        ({"betas": (0.9,)}, "betas", TypeError),
+        ({"betas": 0.9}, "betas", TypeError),
+        ({"compile": "no"}, "compile", TypeError),
+        ({"progress": 0}, "progress", TypeError),
+        ({"device": "gpu0"}, "device", ValueError),
+        ({"device": 0}, "device", TypeError),
+        ({"log_path": 3}, "log_path", TypeError),
+    ],
+)
+def test_config_fields_of_the_wrong_type_or_not_finite_are_rejected_by_name(changes, name, error):
+    with pytest.raises(error, match=name):
+        _config(**changes)
+
+
+def test_config_normalises_paths_devices_and_betas_to_plain_values(tmp_path):
+    config = _config(log_path=tmp_path / "m.jsonl", checkpoint_dir=tmp_path,
+                     checkpoint_every=1, betas=[0.9, 0.98], device=torch.device("cpu"))
+    assert config.log_path == str(tmp_path / "m.jsonl") and config.checkpoint_dir == str(tmp_path)
+    assert config.betas == (0.9, 0.98) and config.device == "cpu"
+
+
+def _strict_json(line: str) -> dict:
+    def refuse(constant: str):
+        raise AssertionError(f"metrics line holds {constant}, which is not JSON: {line}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def _nan_at_step(k: int):
+    """The default loss, except that the k-th optimizer step's loss is NaN."""
+    calls = []
+
+    def loss_fn(model, batch):
+        calls.append(1)
+        logits = model(batch["tokens"])
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["targets"],
+                                                 reduction="sum")
+        return (loss * math.nan if len(calls) == k else loss), batch["targets"].numel()
+
+    return loss_fn
+
+
+def test_a_nan_loss_stops_training_before_the_step_and_loses_nothing(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    trainer = Trainer(_lm(), _config(max_steps=10, checkpoint_every=1,
+                                     checkpoint_dir=str(tmp_path), log_path=str(log)),
+                      counting_batches, loss_fn=_nan_at_step(5))
+    trainer.train(until_step=4)
+    after_4 = _weights(trainer.model)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 5: the loss is nan") as info:
+        trainer.train()
+    assert (info.value.step, info.value.quantity) == (5, "loss")
+    assert math.isnan(info.value.value)
+    assert trainer.step == 4  # the step was not applied ...
+    for a, b in zip(after_4, _weights(trainer.model), strict=True):
+        assert torch.equal(a, b)  # ... nor did the NaN reach the weights
+    restored = _lm(1)
+    assert checkpoint.load_checkpoint(tmp_path / "latest", restored)["step"] == 4
+    assert all(torch.isfinite(p).all() for p in restored.parameters())
+    records = [_strict_json(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]  # no record for the diverged step
+
+
+def test_an_absurd_learning_rate_diverges_with_the_last_checkpoint_intact(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    trainer = Trainer(_lm(), _config(max_steps=50, lr_factor=1e6, checkpoint_every=1,
+                                     checkpoint_dir=str(tmp_path), log_path=str(log)),
+                      counting_batches)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step \d+: the (loss|gradient norm)"
+                       ) as info:
+        trainer.train()
+    k = info.value.step
+    assert k == trainer.step + 1 and not math.isfinite(info.value.value)
+    restored = _lm(1)
+    extra = checkpoint.load_checkpoint(tmp_path / "latest", restored)
+    assert extra["step"] == k - 1
+    assert all(torch.isfinite(p).all() for p in restored.parameters())
+    records = [_strict_json(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, k))
+
+
+def test_a_nan_gradient_with_a_finite_loss_stops_training_before_the_step():
+    def loss_fn(model, batch):
+        logits = model(batch["tokens"])
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["targets"],
+                                                 reduction="sum")
+        w = model.generator.weight[0, 0]
+        return loss + 0.0 * torch.sqrt(w * 0), batch["targets"].numel()  # value +0, grad NaN
+
+    trainer = Trainer(_lm(), _config(), counting_batches, loss_fn=loss_fn)
+    before = _weights(trainer.model)
+    with pytest.raises(TrainingDiverged, match="diverged at step 1: the gradient norm is nan"):
+        trainer.train_step()
+    assert trainer.step == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(trainer.model), strict=True))
+
+
+def test_a_non_finite_eval_loss_stops_training_without_writing_the_step(tmp_path):
+    def loss_fn(model, batch):
+        logits = model(batch["tokens"])
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["targets"],
+                                                 reduction="sum")
+        return (loss * math.inf if not model.training else loss), batch["targets"].numel()
+
+    log = tmp_path / "metrics.jsonl"
+    trainer = Trainer(_lm(), _config(eval_every=2, log_path=str(log)), counting_batches,
+                      eval_batches=counting_batches(9, n=1), loss_fn=loss_fn)
+    with pytest.raises(TrainingDiverged, match="step 2: the eval_loss is inf"):
+        trainer.train()
+    assert [_strict_json(line)["step"] for line in log.read_text().splitlines()] == [1]
+
+
+def test_a_model_with_non_finite_weights_never_replaces_a_checkpoint(tmp_path):
+    trainer = Trainer(_lm(), _config(), counting_batches)
+    trainer.train(until_step=1)
+    trainer.save(tmp_path / "ck")
+    name, param = list(trainer.model.named_parameters())[-1]
+    with torch.no_grad():
+        param.view(-1)[1] = math.inf
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=rf"refusing to save.*{re.escape(name)} holds 1 non-finite"):
+        trainer.save(tmp_path / "ck")
+    restored = _lm(1)
+    assert checkpoint.load_checkpoint(tmp_path / "ck", restored)["step"] == 1
+    assert all(torch.isfinite(p).all() for p in restored.parameters())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no debris
+
+
+def test_save_merges_the_callers_extra_and_resume_returns_it(tmp_path):
+    trainer = Trainer(_lm(), _config(), counting_batches)
+    trainer.train(until_step=2)
+    trainer.save(tmp_path / "ck", extra={"task": "count", "recipe": {"vocab": V}})
+    extra = Trainer(_lm(1), _config(), counting_batches).resume(tmp_path / "ck")
+    assert extra["task"] == "count" and extra["recipe"] == {"vocab": V} and extra["step"] == 2
+    with pytest.raises(ValueError, match=r"trainer's own keys.*\['step'\]"):
+        trainer.save(tmp_path / "ck", extra={"step": 99})

@@ -1,14 +1,17 @@
 """Training the Transformer (§5): label smoothing, Adam with the eq. 3 schedule, batching by
-length, checkpoints, and a small trainer. Builds on the model; the model never imports it."""
+length, checkpoints that rebuild their model (the run format: ``load_run``), and a small trainer.
+Builds on the model; the model never imports it."""
 
 from transformer.training.batching import TokenBatchSampler, pad_batch, padding_fraction
 from transformer.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from transformer.training.loss import LabelSmoothingLoss, label_smoothed_nll
+from transformer.training.run import Run, load_run
 from transformer.training.schedule import NoamSchedule, noam_lr
 from transformer.training.trainer import (
     TokenLoss,
     TrainConfig,
     Trainer,
+    TrainingDiverged,
     plot_metrics,
     read_metrics,
     seed_everything,
@@ -18,12 +21,15 @@ __all__ = [
     "CheckpointError",
     "LabelSmoothingLoss",
     "NoamSchedule",
+    "Run",
     "TokenBatchSampler",
     "TokenLoss",
     "TrainConfig",
     "Trainer",
+    "TrainingDiverged",
     "label_smoothed_nll",
     "load_checkpoint",
+    "load_run",
     "noam_lr",
     "pad_batch",
     "padding_fraction",

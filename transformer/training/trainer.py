@@ -4,6 +4,10 @@ Adam with β1 = 0.9, β2 = 0.98, ε = 1e-9, the learning rate of equation 3, lab
 plus what a modern run needs: gradient accumulation, clipping, bf16/fp16 autocast, optional
 ``torch.compile``, JSON-lines metrics, and checkpoints from which a run resumes bit-identically.
 
+**Divergence**: a NaN or infinite loss or gradient norm raises :class:`TrainingDiverged` before
+the optimizer applies the step, so the weights, the last checkpoint and the metrics file (strict
+JSON: no ``NaN``/``Infinity``; the diverged step has no record) hold only the good steps.
+
 **Batches** are dicts of tensors: ``{"src", "tgt_in", "tgt_out"}`` for the encoder-decoder
 (``logits = model(src, tgt_in)``, predicting ``tgt_out``) or ``{"tokens", "targets"}`` for a
 decoder-only model (``logits = model(tokens)``). Padding is ``model.config.pad_id``.
@@ -23,6 +27,8 @@ import dataclasses
 import itertools
 import json
 import math
+import numbers
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,13 +40,60 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from transformer.training.checkpoint import load_checkpoint, save_checkpoint
+from transformer.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from transformer.training.loss import label_smoothed_nll
 from transformer.training.schedule import NoamSchedule
 
 Batch = dict[str, Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[Tensor, int]]
 Batches = Iterable[Batch] | Callable[[int], Iterable[Batch]]
+_NOT_APPLIED = ("the step was not applied, so the weights are those of the step before (and "
+                "the last checkpoint is intact); try a smaller lr_factor, more warmup_steps or "
+                "grad_clip")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer{' or None' if optional else ''}, got "
+                        f"{value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be {'None or ' if optional else ''}>= {minimum}, got "
+                         f"{value}")
+
+
+def _check_real(name: str, value: Any, ok: Callable[[float], bool], rule: str,
+                optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a number{' or None' if optional else ''}, got "
+                        f"{value!r} ({type(value).__name__})")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{name} must be a finite number {rule}, got {value}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+
+
+def _path_or_none(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a path (str or os.PathLike) or None, got {value!r} "
+                        f"({type(value).__name__})")
+    return os.fspath(value)
 
 
 @dataclass
@@ -52,6 +105,12 @@ class TrainConfig:
     (autocast + ``GradScaler``, CUDA only); ``device=None`` picks CUDA when available.
     ``eval_every``/``checkpoint_every`` count optimizer steps (``None``: never); checkpoints go
     to ``<checkpoint_dir>/latest``. ``log_path`` receives one JSON object per step.
+
+    Raises:
+        TypeError: a field of the wrong type (named): counts must be integers (not bools or
+            floats), rates finite numbers, switches bools, paths str/os.PathLike.
+        ValueError: a value out of range (named), e.g. ``max_steps < 1``, a non-finite or
+            non-positive ``lr_factor``, betas outside ``[0, 1)``, an unknown precision.
     """
 
     max_steps: int = 100_000
@@ -74,22 +133,53 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "warmup_steps", "grad_accum_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            _check_int(name, getattr(self, name), 1)
         for name in ("eval_every", "checkpoint_every"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be None or >= 1, got {getattr(self, name)}")
-        if self.checkpoint_every is not None and self.checkpoint_dir is None:
-            raise ValueError("checkpoint_every needs checkpoint_dir, got checkpoint_dir=None")
-        if not (self.lr_factor > 0 and self.eps > 0 and all(0 <= b < 1 for b in self.betas)):
-            raise ValueError(f"need lr_factor > 0, eps > 0 and betas in [0, 1), got "
-                             f"lr_factor={self.lr_factor}, eps={self.eps}, betas={self.betas}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be None or > 0, got {self.grad_clip}")
+            _check_int(name, getattr(self, name), 1, optional=True)
+        _check_int("seed", self.seed, -(2**63))
+        if self.seed >= 2**64:  # what torch.manual_seed accepts
+            raise ValueError(f"seed must be in [-2**63, 2**64), got {self.seed}")
+        _check_real("lr_factor", self.lr_factor, lambda v: v > 0, "> 0")
+        _check_real("eps", self.eps, lambda v: v > 0, "> 0")
+        _check_real("label_smoothing", self.label_smoothing, lambda v: 0 <= v < 1, "in [0, 1)")
+        _check_real("grad_clip", self.grad_clip, lambda v: v > 0, "> 0", optional=True)
+        if not isinstance(self.betas, tuple | list) or len(self.betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            _check_real(f"betas[{i}]", beta, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        for name in ("compile", "progress"):
+            _check_bool(name, getattr(self, name))
+        self.checkpoint_dir = _path_or_none("checkpoint_dir", self.checkpoint_dir)
+        self.log_path = _path_or_none("log_path", self.log_path)
+        if self.checkpoint_every is not None and self.checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs checkpoint_dir, got checkpoint_dir=None")
+        if self.device is not None:
+            if not isinstance(self.device, str | torch.device):
+                raise TypeError(f"device must be a str, a torch.device or None, got "
+                                f"{self.device!r} ({type(self.device).__name__})")
+            try:
+                self.device = str(torch.device(self.device))
+            except RuntimeError as err:
+                raise ValueError(f"device must name a torch device, e.g. 'cpu' or 'cuda:0', "
+                                 f"got {self.device!r}") from err
+
+
+class TrainingDiverged(RuntimeError):
+    """Training met a non-finite loss or gradient norm (NaN or inf) and stopped.
+
+    Raised by :meth:`Trainer.train_step` *before* the optimizer applies the step, so the weights
+    stay those of the last good step, and no checkpoint or metrics record is written for it.
+    Attributes: ``step`` (the optimizer step, counted from 1), ``quantity`` (``"loss"``,
+    ``"gradient norm"`` or ``"eval_loss"``) and ``value``.
+    """
+
+    def __init__(self, step: int, quantity: str, value: float, detail: str) -> None:
+        self.step, self.quantity, self.value = step, quantity, value
+        super().__init__(f"training diverged at step {step}: the {quantity} is {value}; "
+                         f"{detail}")
 
 
 def seed_everything(seed: int) -> None:
@@ -189,8 +279,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     # --8<-- [start:train_step]
-    def train_step(self) -> dict[str, float]:
-        """One optimizer step over ``grad_accum_steps`` micro-batches; returns its metrics."""
+    def train_step(self) -> dict[str, Any]:
+        """One optimizer step over ``grad_accum_steps`` micro-batches; returns its metrics.
+
+        Raises:
+            TrainingDiverged: the loss, or (except under fp16 loss scaling, where the scaler
+                skips such a step) the gradient norm, is NaN or infinite; the step is not
+                applied.
+        """
         if self._stream is None:
             self._stream = self._batches()
         start = time.perf_counter()
@@ -201,27 +297,42 @@ class Trainer:
         for _ in range(self.config.grad_accum_steps):
             with self._autocast():
                 loss, n = self.loss_fn(self.forward_model, next(self._stream))  # summed loss
+            value = loss.item()
+            if not math.isfinite(value):  # stop before a NaN reaches the weights
+                raise TrainingDiverged(self.step + 1, "loss", value, _NOT_APPLIED)
+            loss_sum, n_tokens = loss_sum + value, n_tokens + n
             self.scaler.scale(loss).backward()  # gradients add up over micro-batches
-            loss_sum, n_tokens = loss_sum + loss.item(), n_tokens + n
         self.scaler.unscale_(self.optimizer)
         for p in self.model.parameters():  # sum over tokens → mean over tokens
             if p.grad is not None:
                 p.grad.div_(max(n_tokens, 1))
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(),
-                                             self.config.grad_clip or math.inf)
+        grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                   self.config.grad_clip or math.inf))
+        skipped = not math.isfinite(grad_norm)  # fp16: the scaler skips the step, lowers the scale
+        if skipped and not self.scaler.is_enabled():
+            raise TrainingDiverged(self.step + 1, "gradient norm", grad_norm, _NOT_APPLIED)
         self.scaler.step(self.optimizer)  # Adam(β1=0.9, β2=0.98, ε=1e-9), §5.3
         self.scaler.update()
         self.scheduler.step()  # the learning rate of the next step
         self.step += 1
-        seconds = time.perf_counter() - start
-        return {"step": self.step, "epoch": self.epoch, "loss": loss_sum / max(n_tokens, 1),
-                "lr": lr, "tokens": n_tokens, "tokens_per_s": n_tokens / seconds,
-                "grad_norm": float(grad_norm)}
+        seconds = max(time.perf_counter() - start, 1e-9)
+        metrics: dict[str, Any] = {
+            "step": self.step, "epoch": self.epoch, "loss": loss_sum / max(n_tokens, 1),
+            "lr": lr, "tokens": n_tokens, "tokens_per_s": n_tokens / seconds,
+            "grad_norm": None if skipped else grad_norm}
+        if skipped:
+            metrics["skipped"] = True  # an fp16 overflow: JSON has no NaN, so null + this flag
+        return metrics
     # --8<-- [end:train_step]
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss per target token over ``eval_batches`` (same ``loss_fn``, dropout off)."""
+        """Mean loss per target token over ``eval_batches`` (same ``loss_fn``, dropout off).
+
+        Raises:
+            ValueError: no ``eval_batches``.
+            TrainingDiverged: the evaluation loss is NaN or infinite.
+        """
         if self.eval_batches is None:
             raise ValueError("evaluate() needs eval_batches, got None")
         self.model.eval()
@@ -230,14 +341,27 @@ class Trainer:
             with self._autocast():
                 loss, n = self.loss_fn(self.forward_model, self._to_device(batch))
             total, n_tokens = total + loss.item(), n_tokens + n
+        if not math.isfinite(total):
+            raise TrainingDiverged(self.step, "eval_loss", total,
+                                   "the weights after this step give a non-finite loss on "
+                                   "eval_batches; no checkpoint or metrics record was written "
+                                   "for it")
         return {"eval_loss": total / max(n_tokens, 1), "eval_tokens": n_tokens}
 
-    def train(self, until_step: int | None = None) -> list[dict[str, float]]:
+    def train(self, until_step: int | None = None) -> list[dict[str, Any]]:
         """Train until ``self.step == until_step`` (default ``config.max_steps``).
 
-        Evaluates, checkpoints and logs as configured; returns the metrics of each step.
+        Evaluates, checkpoints and logs as configured; returns the metrics of each step. The
+        metrics file holds strict JSON, one object per completed step: a step that diverges
+        raises :class:`TrainingDiverged` before its record, evaluation or checkpoint is written.
+
+        Raises:
+            TrainingDiverged: see :meth:`train_step` and :meth:`evaluate`.
+            TypeError: ``until_step`` is not an integer (or None).
         """
         cfg = self.config
+        if until_step is not None and not _is_int(until_step):
+            raise TypeError(f"until_step must be an integer or None, got {until_step!r}")
         until = cfg.max_steps if until_step is None else until_step
         history = []
         with tqdm(total=until, initial=self.step, disable=not cfg.progress, desc="train") as bar:
@@ -250,28 +374,55 @@ class Trainer:
                     self.save(Path(str(cfg.checkpoint_dir)) / "latest")
                 if cfg.log_path is not None:
                     with open(cfg.log_path, "a", encoding="utf-8") as log:
-                        log.write(json.dumps(metrics) + "\n")
+                        log.write(json.dumps(metrics, allow_nan=False) + "\n")
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['lr']:.2e}",
                                 tok_s=f"{metrics['tokens_per_s']:.0f}")
                 history.append(metrics)
         return history
 
-    def save(self, path: str | Path) -> Path:
-        """Checkpoint model, optimizer, schedule, RNG states and the data position."""
-        extra = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                 "scaler": self.scaler.state_dict(), "config": dataclasses.asdict(self.config)}
-        return save_checkpoint(path, self.model, self.optimizer, self.scheduler, extra)
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Checkpoint model (with its class and config), optimizer, schedule, RNG states, the
+        data position and the caller's ``extra`` entries (e.g. a task name, a recipe dict).
 
-    def resume(self, path: str | Path) -> None:
-        """Load a :meth:`save` checkpoint; the next step continues as if never interrupted."""
+        The checkpoint's ``extra`` is ``extra`` plus the trainer's own keys (``step``,
+        ``epoch``, ``batch_in_epoch``, ``scaler``, ``train_config``);
+        :func:`~transformer.training.run.load_run` returns it as ``Run.extra``.
+
+        Raises:
+            ValueError: ``extra`` uses one of the trainer's own keys.
+            TypeError: an ``extra`` value is not a tensor or plain value (see
+                :func:`~transformer.training.checkpoint.save_checkpoint`).
+            CheckpointError: the model holds NaN or inf (the checkpoint on disk is kept).
+        """
+        own = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+               "scaler": self.scaler.state_dict(),
+               "train_config": dataclasses.asdict(self.config)}
+        clash = sorted(own.keys() & (extra or {}).keys())
+        if clash:
+            raise ValueError(f"extra must not use the trainer's own keys {sorted(own)}, got "
+                             f"{clash}")
+        return save_checkpoint(path, self.model, self.optimizer, self.scheduler,
+                               {**(extra or {}), **own})
+
+    def resume(self, path: str | Path) -> dict[str, Any]:
+        """Load a :meth:`save` checkpoint; the next step continues as if never interrupted.
+
+        Returns the checkpoint's ``extra`` (the caller's entries included). Raises
+        ``CheckpointError`` for a checkpoint that is missing, damaged or does not fit.
+        """
         extra = load_checkpoint(path, self.model, self.optimizer, self.scheduler,
                                 map_location=self.device, restore_rng=True)
+        missing = [k for k in ("step", "epoch", "batch_in_epoch", "scaler") if k not in extra]
+        if missing:
+            raise CheckpointError(f"{path} was not saved by Trainer.save: its extra lacks "
+                                  f"{missing}")
         self.step, self.epoch = extra["step"], extra["epoch"]
         self.batch_in_epoch = extra["batch_in_epoch"]
         if extra["scaler"]:
             self.scaler.load_state_dict(extra["scaler"])
         self._stream = None  # rebuilt at (epoch, batch_in_epoch) by the next train_step
+        return extra
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
