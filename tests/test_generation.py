@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 
 from transformer import DecoderOnlyTransformer, Transformer, TransformerConfig
 from transformer.generation import (
+    Decodable,
+    DecodingState,
+    Generation,
     beam_search,
+    generate,
     greedy_decode,
     length_penalty,
     sample,
@@ -414,9 +418,158 @@ PROMPT = torch.tensor([[3, 4]])
         (lambda: greedy_decode(_lm(), PROMPT.float(), max_new_tokens=3), TypeError,
          "inputs must hold token ids of dtype torch.long"),
         (lambda: greedy_decode(torch.nn.Linear(2, 2), PROMPT, max_new_tokens=3), TypeError,
-         "model must be a Transformer or a DecoderOnlyTransformer, got Linear"),
+         r"model must offer the decoding protocol \(Decodable\), but Linear lacks "
+         "new_token_limits, output_vocab_size, pad_id, sequence_logits, start_decoding"),
+        (lambda: greedy_decode(_s2s(), PROMPT, bos_id=PAD), ValueError,
+         "bos_id=0 must differ from pad_id=0: padding is hidden from attention"),
+        (lambda: score_sequences(_s2s(), PROMPT, torch.tensor([[3, VOCAB]]), bos_id=BOS),
+         ValueError, r"sequences must hold token ids in \[0, 5\), got ids in \[3, 5\]"),
+        (lambda: score_sequences(_lm(), PROMPT, torch.tensor([[-1, 3]])), ValueError,
+         r"sequences must hold token ids in \[0, 5\), got ids in \[-1, 3\]"),
+        (lambda: score_sequences(_lm(), PROMPT, torch.tensor([[3], [4]])), ValueError,
+         r"sequences must have shape \(batch=1, steps\)"),
+        (lambda: score_sequences(_lm(), PROMPT, torch.tensor([[3.0]])), TypeError,
+         "sequences must be a tensor of token ids of dtype torch.long"),
+        (lambda: generate(_lm(), PROMPT, strategy="nucleus", max_new_tokens=3), ValueError,
+         "strategy must be one of 'greedy', 'beam', 'sample', got 'nucleus'"),
+        (lambda: generate(_lm(), PROMPT, top_k=3, max_new_tokens=3), ValueError,
+         "top_k only apply to strategy='sample', got strategy='greedy'"),
+        (lambda: generate(_lm(), PROMPT, strategy="beam", temperature=0.5, max_new_tokens=3),
+         ValueError, "temperature only apply to strategy='sample'"),
+        (lambda: generate(_lm(), PROMPT, strategy="sample", top_p=2.0, max_new_tokens=3),
+         ValueError, "top_p must be in"),
+        (lambda: generate(_lm(), PROMPT, alpha=-1.0, max_new_tokens=3), ValueError,
+         "alpha must be a number >= 0"),
+        (lambda: _lm().start_decoding(PROMPT, beams=0), ValueError,
+         "beams must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_arguments_raise_errors_that_name_them(call, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+# ----------------------------------------------------------------- one entry point: generate
+
+
+@KINDS
+def test_generate_runs_each_strategy_as_its_own_function_does(kind: type) -> None:
+    model, inputs = peaked_model(kind, SEEDS[kind][0]), INPUTS[kind]
+    args = dict(max_new_tokens=6, bos_id=BOS, eos_id=EOS)
+    greedy = generate(model, inputs, **args)
+    assert isinstance(greedy, Generation)
+    assert torch.equal(greedy.sequences, greedy_decode(model, inputs, **args))
+    beam = generate(model, inputs, strategy="beam", beam_size=3, alpha=0.6, **args)
+    expected = beam_search(model, inputs, beam_size=3, alpha=0.6, **args)
+    assert torch.equal(beam.sequences, expected.sequences)
+    assert torch.equal(beam.scores, expected.scores)
+    drawn = generate(model, inputs, strategy="sample", top_k=3, temperature=1.5,
+                     generator=torch.Generator().manual_seed(5), **args)
+    assert torch.equal(drawn.sequences, sample(model, inputs, top_k=3, temperature=1.5,
+                                               generator=torch.Generator().manual_seed(5),
+                                               **args))
+
+
+@KINDS
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_generate_scores_are_the_length_penalised_log_probability_of_its_output(
+        kind: type, strategy: str, alpha: float) -> None:
+    model, inputs = peaked_model(kind, SEEDS[kind][1]), INPUTS[kind]
+    options = dict(generator=torch.Generator().manual_seed(0)) if strategy == "sample" else {}
+    out = generate(model, inputs, strategy=strategy, alpha=alpha, max_new_tokens=6, bos_id=BOS,
+                   eos_id=EOS, **options)
+    assert out.scores.shape == (len(inputs),)
+    rescored = score_sequences(model, inputs, out.sequences, alpha=alpha, bos_id=BOS)
+    torch.testing.assert_close(out.scores, rescored, atol=1e-5, rtol=0)
+
+
+def test_generate_serves_a_caller_choosing_greedy_or_beam_by_beam_size() -> None:
+    """How the CLI and the copy task decode: beam search for beam_size > 1, else greedy."""
+    model, src = peaked_model(Transformer, SEEDS[Transformer][0]), INPUTS[Transformer]
+    for beam_size in (1, 2):
+        out = generate(model, src, strategy="beam" if beam_size > 1 else "greedy",
+                       beam_size=beam_size, max_new_tokens=5, bos_id=BOS, eos_id=EOS)
+        if beam_size == 1:
+            expected = greedy_decode(model, src, max_new_tokens=5, bos_id=BOS, eos_id=EOS)
+        else:
+            expected = beam_search(model, src, beam_size=2, max_new_tokens=5, bos_id=BOS,
+                                   eos_id=EOS).sequences
+        assert torch.equal(out.sequences, expected)
+
+
+# ----------------------------------------------------------------- the decoding protocol
+
+
+@KINDS
+def test_both_models_offer_the_decoding_protocol(kind: type) -> None:
+    model = peaked_model(kind, 0)
+    assert isinstance(model, Decodable)
+    state = model.start_decoding(INPUTS[kind], bos_id=BOS, beams=2)
+    assert isinstance(state, DecodingState)
+    assert state.next_logits().shape == (2 * len(INPUTS[kind]), VOCAB)
+    assert state.generated.shape == (2 * len(INPUTS[kind]), 0)
+
+
+class BigramModel:
+    """Not a Transformer: a fixed table of next-token logits, ``table[previous token]``.
+
+    It offers the decoding protocol and nothing else, so that search working on it shows that
+    the search code depends on the protocol alone.
+    """
+
+    pad_id, output_vocab_size, training = PAD, VOCAB, False
+
+    def __init__(self, table: torch.Tensor) -> None:
+        self.table = table  # (vocab, vocab)
+
+    def train(self, mode: bool = True) -> BigramModel:
+        self.training = mode
+        return self
+
+    def start_decoding(self, inputs, *, bos_id=None, beams=1, use_cache=True) -> BigramState:
+        return BigramState(self.table, inputs[:, -1:].repeat_interleave(beams, dim=0))
+
+    def new_token_limits(self, inputs, max_new_tokens) -> torch.Tensor:
+        return torch.full((inputs.shape[0],), max_new_tokens)
+
+    def sequence_logits(self, inputs, sequences, *, bos_id=None) -> torch.Tensor:
+        previous = torch.cat([inputs[:, -1:], sequences[:, :-1]], dim=1)  # (batch, steps)
+        return self.table[previous]  # (batch, steps, vocab)
+
+
+class BigramState:
+    def __init__(self, table: torch.Tensor, tokens: torch.Tensor) -> None:
+        self.table, self.tokens = table, tokens  # tokens: (rows, 1 + steps)
+
+    @property
+    def generated(self) -> torch.Tensor:
+        return self.tokens[:, 1:]
+
+    def next_logits(self) -> torch.Tensor:
+        return self.table[self.tokens[:, -1]]  # (rows, vocab)
+
+    def append(self, tokens: torch.Tensor) -> None:
+        self.tokens = torch.cat([self.tokens, tokens[:, None]], dim=1)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        self.tokens = self.tokens[index]
+
+
+def test_search_needs_nothing_but_the_protocol() -> None:
+    table = torch.randn(VOCAB, VOCAB, generator=torch.Generator().manual_seed(0)) * 3
+    model, prompts = BigramModel(table), torch.tensor([[3], [4], [1]])
+    assert isinstance(model, Decodable)
+    greedy = greedy_decode(model, prompts, max_new_tokens=MAX_NEW)
+    masked = table.clone()
+    masked[:, PAD] = -math.inf
+    previous = prompts[:, 0]
+    for step in range(MAX_NEW):  # greedy follows the table's argmax from each token
+        previous = masked[previous].argmax(dim=-1)
+        assert torch.equal(greedy[:, step], previous)
+    for i in range(len(prompts)):  # and a wide beam finds the best of all outputs
+        best, best_score = brute_force_best(model, prompts[i : i + 1], alpha=0.6)
+        out = generate(model, prompts[i : i + 1], strategy="beam", beam_size=WIDE_BEAM,
+                       max_new_tokens=MAX_NEW, eos_id=EOS)
+        assert strip(out.sequences[0]) == best
+        assert float(out.scores[0]) == pytest.approx(best_score, abs=1e-5)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from transformer import DecoderOnlyTransformer, KVCache, Transformer, TransformerConfig
-from transformer.generation import DecodeState, beam_search, greedy_decode, sample
+from transformer.generation import DecodingState, beam_search, greedy_decode, sample
 from transformer.layers import DecoderLayerCache
 
 PAD, BOS, EOS = 0, 1, 2
@@ -34,7 +34,7 @@ def inputs_for(kind: type) -> torch.Tensor:
     return inputs
 
 
-def step_logits(state: DecodeState, tokens: torch.Tensor | None = None) -> list[torch.Tensor]:
+def step_logits(state: DecodingState, tokens: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Logits of every step, feeding ``tokens`` (or the greedy choice, never PAD)."""
     out = []
     for step in range(STEPS):
@@ -52,10 +52,10 @@ def step_logits(state: DecodeState, tokens: torch.Tensor | None = None) -> list[
 @KINDS
 def test_cached_and_uncached_logits_agree_for_100_steps(kind: type) -> None:
     model, inputs = make(kind), inputs_for(kind)
-    cached = DecodeState(model, inputs, bos_id=BOS, use_cache=True)
+    cached = model.start_decoding(inputs, bos_id=BOS, use_cache=True)
     with_cache = step_logits(cached)
     fed = cached.generated  # (rows, STEPS): the tokens chosen with the cache
-    without_cache = step_logits(DecodeState(model, inputs, bos_id=BOS, use_cache=False), fed)
+    without_cache = step_logits(model.start_decoding(inputs, bos_id=BOS, use_cache=False), fed)
     for step, (a, b) in enumerate(zip(with_cache, without_cache, strict=True)):
         assert a.dtype == torch.float32
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=f"step {step}")
@@ -108,7 +108,7 @@ def test_cross_attention_keys_and_values_are_computed_once() -> None:
     layers = model.decoder.layers
     key_calls = _count_calls([layer.cross_attn.w_k for layer in layers])
     value_calls = _count_calls([layer.cross_attn.w_v for layer in layers])
-    state = DecodeState(model, sources, bos_id=BOS, use_cache=True)
+    state = model.start_decoding(sources, bos_id=BOS, use_cache=True)
     state.next_logits()
     first = [(c.cross_attn.key, c.cross_attn.value) for c in state.cache]
     for _ in range(20):
@@ -152,7 +152,7 @@ def test_cached_decoding_runs_the_model_on_one_new_position_per_step(kind: type)
 @KINDS
 def test_reorder_makes_each_row_continue_the_hypothesis_it_names(kind: type) -> None:
     model, inputs = make(kind), inputs_for(kind)[:1]
-    cached = DecodeState(model, inputs, bos_id=BOS, beams=3, use_cache=True)
+    cached = model.start_decoding(inputs, bos_id=BOS, beams=3, use_cache=True)
     cached.next_logits()
     cached.append(torch.tensor([4, 5, 6]))
     cached.next_logits()
@@ -164,7 +164,7 @@ def test_reorder_makes_each_row_continue_the_hypothesis_it_names(kind: type) -> 
     assert all(c.cross_attn.key is k for c, k in zip(cached.cache, cross, strict=False))
     cached.append(torch.tensor([10, 11, 12]))
     assert cached.generated.tolist() == [[6, 9, 10], [4, 7, 11], [4, 7, 12]]
-    fresh = DecodeState(model, inputs.repeat(3, 1), bos_id=BOS, use_cache=False)
+    fresh = model.start_decoding(inputs.repeat(3, 1), bos_id=BOS, use_cache=False)
     fresh.append(cached.generated[:, 0])
     fresh.append(cached.generated[:, 1])
     fresh.append(cached.generated[:, 2])
@@ -174,7 +174,7 @@ def test_reorder_makes_each_row_continue_the_hypothesis_it_names(kind: type) -> 
 def test_a_cache_holds_two_tensors_per_layer_of_batch_by_length_by_d_model() -> None:
     cfg = TransformerConfig.tiny(vocab_size=16)
     model = make(DecoderOnlyTransformer)
-    state = DecodeState(model, torch.randint(3, 16, (2, 5)), use_cache=True)
+    state = model.start_decoding(torch.randint(3, 16, (2, 5)), use_cache=True)
     state.next_logits()
     assert all(isinstance(c, KVCache) for c in state.cache)
     numbers = sum(c.key.numel() + c.value.numel() for c in state.cache)
@@ -182,7 +182,7 @@ def test_a_cache_holds_two_tensors_per_layer_of_batch_by_length_by_d_model() -> 
 
 
 def test_asking_twice_without_a_new_token_raises() -> None:
-    state = DecodeState(make(DecoderOnlyTransformer), torch.tensor([[3, 4]]), use_cache=True)
+    state = make(DecoderOnlyTransformer).start_decoding(torch.tensor([[3, 4]]), use_cache=True)
     state.next_logits()
     with pytest.raises(RuntimeError, match="append"):
         state.next_logits()
@@ -192,3 +192,48 @@ def test_decoder_layer_cache_starts_empty() -> None:
     cache = make(Transformer).new_cache()
     assert all(isinstance(c, DecoderLayerCache) for c in cache)
     assert all(len(c.self_attn) == 0 and len(c.cross_attn) == 0 for c in cache)
+
+
+# ----------------------------------------------------------------- BOS and padding
+
+
+def test_a_bos_equal_to_padding_would_be_hidden_by_the_uncached_mask_so_it_is_refused() -> None:
+    """With ``bos_id == pad_id`` the uncached decoder hid the BOS key as padding while the
+    cached one showed it, and their first-step logits differed. The combination is refused."""
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig.tiny(vocab_size=9)).eval()  # pad_id = 0
+    src = torch.tensor([[3, 4, 5]])
+    bos = torch.zeros(1, 1, dtype=torch.long)  # BOS = PAD = 0
+    with torch.no_grad():
+        memory = model.encode(src)
+        hidden = model.decode(bos, memory)  # default mask: padding and future hidden
+        shown = model.decode(bos, memory, tgt_mask=torch.ones(1, 1, 1, 1, dtype=torch.bool))
+    assert (hidden - shown).abs().max() > 0.5  # the disagreement the refusal prevents
+    message = "bos_id=0 must differ from pad_id=0: padding is hidden from attention"
+    for use_cache in (True, False):
+        with pytest.raises(ValueError, match=message):
+            model.start_decoding(src, bos_id=0, use_cache=use_cache)
+    with pytest.raises(ValueError, match=message):
+        beam_search(model, src, bos_id=0, max_new_tokens=3)
+    with pytest.raises(ValueError, match=message):
+        model.sequence_logits(src, torch.tensor([[3, 4]]), bos_id=0)
+
+
+@pytest.mark.parametrize("bos_id", range(1, 9))
+def test_cached_and_uncached_decoding_agree_for_every_allowed_bos_id(bos_id: int) -> None:
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig.tiny(vocab_size=9)).eval()
+    src = torch.tensor([[3, 4, 5], [6, 7, PAD]])
+    cached = model.start_decoding(src, bos_id=bos_id, use_cache=True)
+    uncached = model.start_decoding(src, bos_id=bos_id, use_cache=False)
+    for _ in range(5):
+        a, b = cached.next_logits(), uncached.next_logits()
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        cached.append(a.argmax(dim=-1).clamp(min=1))
+        uncached.append(a.argmax(dim=-1).clamp(min=1))
+
+
+def test_append_checks_the_shape_of_the_new_tokens() -> None:
+    state = make(DecoderOnlyTransformer).start_decoding(torch.tensor([[3, 4], [5, 6]]))
+    with pytest.raises(ValueError, match=r"tokens must have shape \(rows=2,\), got \(3,\)"):
+        state.append(torch.tensor([1, 2, 3]))

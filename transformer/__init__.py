@@ -19,9 +19,11 @@ from transformer.embeddings import (
     sinusoidal_table,
 )
 from transformer.generation import (
-    BeamSearchOutput,
-    DecodeState,
+    Decodable,
+    DecodingState,
+    Generation,
     beam_search,
+    generate,
     greedy_decode,
     length_penalty,
     sample,
@@ -48,13 +50,14 @@ from transformer.model import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "BeamSearchOutput",
-    "DecodeState",
+    "Decodable",
     "Decoder",
     "DecoderLayer",
     "DecoderOnlyTransformer",
+    "DecodingState",
     "Encoder",
     "EncoderLayer",
+    "Generation",
     "KVCache",
     "LearnedPositionalEmbedding",
     "MultiHeadAttention",
@@ -69,6 +72,7 @@ __all__ = [
     "causal_mask",
     "count_parameters",
     "decoder_mask",
+    "generate",
     "greedy_decode",
     "length_penalty",
     "padding_mask",

@@ -10,37 +10,40 @@ output sequence is a search problem, and this module offers three strategies:
 - :func:`sample` draws each token at random, after ``temperature``, :func:`top_k_filter` and
   :func:`top_p_filter` (nucleus sampling).
 
-All of them work for both model kinds: a :class:`~transformer.model.Transformer` turns source
-ids ``(batch, src_len)`` into target ids (starting from ``bos_id``); a
-:class:`~transformer.model.DecoderOnlyTransformer` continues prompts ``(batch, prompt_len)``.
-They return only the *generated* tokens, ``eos_id`` included, padded with ``pad_id`` after it.
-The padding token is never generated.
+:func:`generate` is the one entry point for callers: it runs any of the three and returns a
+:class:`Generation` (sequences and their scores).
 
-:class:`DecodeState` feeds the model one step at a time, with the KV cache (``use_cache=True``,
-the default: each step runs the model on the newest token only) or without it (each step runs
-the model on the whole prefix again). Both give the same tokens; the tests prove it.
+This module knows no model class. It searches with any model that offers the decoding protocol
+(:class:`Decodable`): both models of :mod:`transformer.model` do. An encoder-decoder turns source
+ids ``(batch, src_len)`` into target ids (starting from ``bos_id``); a decoder-only model
+continues prompts ``(batch, prompt_len)``. The search functions return only the *generated*
+tokens, ``eos_id`` included, padded with ``pad_id`` after it. The padding token is never
+generated.
 
-Imports point one way: this module builds on ``model``, ``masks`` and ``attention``.
+The model's :class:`DecodingState` feeds it one step at a time, with the KV cache
+(``use_cache=True``, the default: each step runs the model on the newest token only) or without
+it (each step runs the model on the whole prefix again). Both give the same tokens; the tests
+prove it.
+
+Imports point one way: this module imports nothing from the package; the models offer the
+protocol without importing it (a :class:`typing.Protocol` is matched by its methods).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from transformer.attention import KVCache
-from transformer.layers import DecoderLayerCache
-from transformer.masks import padding_mask
-from transformer.model import DecoderOnlyTransformer, Transformer
-
 __all__ = [
-    "BeamSearchOutput",
-    "DecodeState",
+    "Decodable",
+    "DecodingState",
+    "Generation",
     "beam_search",
+    "generate",
     "greedy_decode",
     "length_penalty",
     "sample",
@@ -49,21 +52,88 @@ __all__ = [
     "top_p_filter",
 ]
 
-Model = Transformer | DecoderOnlyTransformer
 NEG_INF = float("-inf")
-EXTRA_OUTPUT_LENGTH = 50  # §6.1: "maximum output length during inference to input length + 50"
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+# --8<-- [start:protocol]
+@runtime_checkable
+class DecodingState(Protocol):
+    """One decoding in progress: ``rows`` token sequences that grow by one token per step."""
+
+    @property
+    def generated(self) -> Tensor:
+        """The tokens appended so far, ``(rows, steps)``."""
+        ...
+
+    def next_logits(self) -> Tensor:
+        """Logits of every row's next token, ``(rows, vocab)``."""
+        ...
+
+    def append(self, tokens: Tensor) -> None:
+        """Extend every row by one token; ``tokens`` is ``(rows,)``."""
+        ...
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` ``(rows,)``: row ``i`` continues what row ``index[i]`` was."""
+        ...
+
+
+@runtime_checkable
+class Decodable(Protocol):
+    """What the search algorithms need from a model; both models of chapter 8 offer it."""
+
+    training: bool  # train(False) while decoding, as for every torch.nn.Module
+
+    @property
+    def pad_id(self) -> int:
+        """The padding id: never generated, and put after a row's ``eos_id``."""
+        ...
+
+    @property
+    def output_vocab_size(self) -> int:
+        """How many ids the logits score."""
+        ...
+
+    def train(self, mode: bool = True) -> Any:
+        """Switch dropout on or off (``torch.nn.Module.train``)."""
+        ...
+
+    def start_decoding(self, inputs: Tensor, *, bos_id: int | None = None, beams: int = 1,
+                       use_cache: bool = True) -> DecodingState:
+        """Start ``batch * beams`` rows from ``inputs`` ``(batch, seq)``: sources or prompts."""
+        ...
+
+    def new_token_limits(self, inputs: Tensor, max_new_tokens: int | None) -> Tensor:
+        """How many tokens each row may generate, ``(batch,)``, within the positional table."""
+        ...
+
+    def sequence_logits(self, inputs: Tensor, sequences: Tensor, *,
+                        bos_id: int | None = None) -> Tensor:
+        """Teacher forcing: ``(batch, steps, vocab)`` logits scoring each token of
+        ``sequences`` ``(batch, steps)``."""
+        ...
+# --8<-- [end:protocol]
+
+
+def _protocol_members(protocol: type) -> list[str]:
+    names = set(vars(protocol)) | set(getattr(protocol, "__annotations__", {}))
+    return sorted(n for n in names if not n.startswith("_"))
 
 
 # --------------------------------------------------------------------------- argument checks
 
 
 def _check_model(model: object) -> None:
-    if not isinstance(model, (Transformer, DecoderOnlyTransformer)):
-        raise TypeError("model must be a Transformer or a DecoderOnlyTransformer, got "
-                        f"{type(model).__name__}")
+    missing = [name for name in _protocol_members(Decodable) if not hasattr(model, name)]
+    if missing:
+        raise TypeError(f"model must offer the decoding protocol (Decodable), but "
+                        f"{type(model).__name__} lacks {', '.join(missing)}")
 
 
-def _check_inputs(model: Model, inputs: object) -> None:
+def _check_inputs(inputs: object) -> None:
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be a tensor of token ids, got {type(inputs).__name__}")
     if inputs.dtype != torch.long:
@@ -71,19 +141,16 @@ def _check_inputs(model: Model, inputs: object) -> None:
     if inputs.dim() != 2 or inputs.shape[0] < 1 or inputs.shape[1] < 1:
         raise ValueError(f"inputs must have shape (batch, seq) with batch, seq >= 1, got "
                          f"{tuple(inputs.shape)}")
-    if isinstance(model, DecoderOnlyTransformer) and bool((inputs == model.config.pad_id).any()):
-        raise ValueError(f"prompts must not contain pad_id={model.config.pad_id}: prompts decoded "
-                         "together share one length (decode prompts of other lengths separately)")
 
 
-def _check_token_id(name: str, value: object, vocab_size: int, required: bool) -> None:
-    if value is None:
-        if required:
-            raise ValueError(f"{name} is required to decode with a Transformer (the first "
-                             "decoder input, §3.1: 'output embeddings are offset by one position')")
+def _check_eos(model: Decodable, eos_id: object) -> None:
+    if eos_id is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
-        raise ValueError(f"{name} must be a token id in [0, {vocab_size}), got {value!r}")
+    vocab_size = model.output_vocab_size
+    if not isinstance(eos_id, int) or isinstance(eos_id, bool) or not 0 <= eos_id < vocab_size:
+        raise ValueError(f"eos_id must be a token id in [0, {vocab_size}), got {eos_id!r}")
+    if eos_id == model.pad_id:
+        raise ValueError(f"eos_id must differ from pad_id={model.pad_id}")
 
 
 def _check_int(name: str, value: object, low: int = 1) -> int:
@@ -98,36 +165,17 @@ def _check_p(name: str, value: object) -> float:
     return float(value)
 
 
-def _limits(model: Model, inputs: Tensor, max_new_tokens: int | None) -> Tensor:
-    """How many tokens each row may generate, ``(batch,)``, checked against the position table.
-
-    A Transformer feeds ``bos_id`` then every generated token but the last: ``max_new_tokens``
-    positions. A decoder-only model feeds the prompt then the generated tokens but the last.
-    """
-    max_len = model.config.max_len
-    if isinstance(model, Transformer):
-        room = max_len
-        if max_new_tokens is None:  # §6.1: input length + 50 (within the position table)
-            src_len = (inputs != model.config.pad_id).sum(dim=1)  # (batch,)
-            return (src_len + EXTRA_OUTPUT_LENGTH).clamp(max=room)
-    else:
-        room = max_len - inputs.shape[1] + 1
-        if max_new_tokens is None:
-            raise ValueError("max_new_tokens is required to continue prompts with a "
-                             "DecoderOnlyTransformer")
-    if _check_int("max_new_tokens", max_new_tokens) > room:
-        raise ValueError(
-            f"max_new_tokens={max_new_tokens} is too large for the positional table "
-            f"(max_len={max_len}, input length {inputs.shape[1]}): at most {max(room, 0)} "
-            "new tokens fit")
-    return torch.full((inputs.shape[0],), max_new_tokens, device=inputs.device)
+def _check_temperature(temperature: object) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not 0.0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
 
 
 @contextmanager
-def _decoding(model: Model) -> Iterator[None]:
+def _decoding(model: Decodable) -> Iterator[None]:
     """Evaluation mode (no dropout) and no autograd while decoding; restore the mode after."""
     was_training = model.training
-    model.eval()
+    model.train(False)
     try:
         with torch.no_grad():
             yield
@@ -142,154 +190,53 @@ def _log_probs(logits: Tensor, pad_id: int) -> Tensor:
     return log_p
 
 
-# --------------------------------------------------------------------------- the decoding state
-
-
-# --8<-- [start:decode_state]
-class DecodeState:
-    """Feed a model one decoding step at a time, with or without the KV cache.
-
-    ``next_logits()`` returns the scores of the next token for every row; ``append(tokens)``
-    extends every row by one token; ``reorder(index)`` keeps rows ``index`` (beam search).
-
-    - With ``use_cache=True`` the model keeps the keys and values of earlier positions
-      (:class:`~transformer.attention.KVCache`): the first call runs on the whole prefix, each
-      later call on the newest token only. A Transformer's cross-attention keys/values over the
-      encoder output are computed at the first step and reused.
-    - With ``use_cache=False`` every call runs the model on the whole prefix again.
-
-    Args:
-        model: a :class:`~transformer.model.Transformer` or
-            :class:`~transformer.model.DecoderOnlyTransformer`, in evaluation mode.
-        inputs: ``(batch, seq)`` ids: the sources (Transformer, encoded once here) or the
-            prompts (decoder-only; no padding).
-        bos_id: the first target token (required for a Transformer, ignored otherwise).
-        beams: copies of each row (``beam_search`` uses ``beam_size``); rows are
-            ``batch * beams``, the copies of one input next to each other.
-        use_cache: keep keys/values between steps.
-
-    Raises:
-        TypeError: if ``model`` is neither kind or ``inputs`` are not ``torch.long`` ids.
-        ValueError: if ``inputs`` is not ``(batch, seq)``, a prompt holds ``pad_id``, or
-            ``bos_id`` is missing or out of range.
-    """
-
-    def __init__(self, model: Model, inputs: Tensor, *, bos_id: int | None = None,
-                 beams: int = 1, use_cache: bool = True) -> None:
-        _check_model(model)
-        _check_inputs(model, inputs)
-        _check_int("beams", beams)
-        self.model = model
-        self.memory: Tensor | None = None
-        self.memory_mask: Tensor | None = None
-        if isinstance(model, Transformer):
-            _check_token_id("bos_id", bos_id, model.config.target_vocab_size, required=True)
-            assert bos_id is not None
-            with torch.no_grad():
-                src_mask = padding_mask(inputs, model.config.pad_id)  # (B, 1, 1, src_len)
-                memory = model.encode(inputs, src_mask=src_mask)  # (B, src_len, d_model), once
-            self.memory = memory.repeat_interleave(beams, dim=0)  # (B * beams, src_len, d_model)
-            self.memory_mask = src_mask.repeat_interleave(beams, dim=0)  # (B * beams, 1, 1, S)
-            rows = inputs.shape[0] * beams
-            self.tokens = torch.full((rows, 1), bos_id, dtype=torch.long, device=inputs.device)
-        else:
-            self.tokens = inputs.repeat_interleave(beams, dim=0)  # (B * beams, prompt_len)
-        self.prefix_len = self.tokens.shape[1]  # BOS, or the prompt
-        self.cache: list[KVCache] | list[DecoderLayerCache] | None = \
-            model.new_cache() if use_cache else None
-        self._fed = 0  # positions already in the cache
-
-    @property
-    def generated(self) -> Tensor:
-        """The tokens appended so far, ``(rows, steps)``."""
-        return self.tokens[:, self.prefix_len:]
-
-    @torch.no_grad()
-    def next_logits(self) -> Tensor:
-        """Logits of the next token, ``(rows, vocab)``.
-
-        Raises:
-            RuntimeError: if called twice with the cache and no :meth:`append` in between.
-        """
-        if self.cache is None:
-            new = self.tokens  # (rows, len): the whole prefix, every step
-        else:
-            new = self.tokens[:, self._fed:]  # (rows, len - cached): only what is not cached
-            if new.shape[1] == 0:
-                raise RuntimeError("append() a token before asking for the next logits")
-            self._fed = self.tokens.shape[1]
-        if self.memory is None:
-            logits = self.model(new, cache=self.cache)
-        else:
-            logits = self.model.decode(new, self.memory, memory_mask=self.memory_mask,
-                                          cache=self.cache)
-        return logits[:, -1]  # (rows, vocab): the prediction after the last position
-
-    def append(self, tokens: Tensor) -> None:
-        """Extend every row by one token; ``tokens`` is ``(rows,)``."""
-        self.tokens = torch.cat([self.tokens, tokens[:, None]], dim=1)  # (rows, len + 1)
-
-    def reorder(self, index: Tensor) -> None:
-        """Keep rows ``index`` ``(rows,)``: each row continues the hypothesis it names.
-
-        Only self-attention caches move. The cross-attention cache is left alone: beam search
-        only ever picks rows among the copies of the same source, and those copies hold equal
-        keys/values, so the cross-attention keys/values stay computed once.
-        """
-        self.tokens = self.tokens.index_select(0, index)
-        for layer_cache in self.cache or []:
-            if isinstance(layer_cache, DecoderLayerCache):
-                layer_cache.self_attn.reorder(index)
-            else:
-                layer_cache.reorder(index)
-# --8<-- [end:decode_state]
-
-
 # --------------------------------------------------------------------------- greedy and sampling
 
 
 # --8<-- [start:greedy]
-def _generate(model: Model, inputs: Tensor, pick: Callable[[Tensor], Tensor], *,
+def _generate(model: Decodable, inputs: Tensor, pick: Callable[[Tensor], Tensor], *,
               max_new_tokens: int | None, bos_id: int | None, eos_id: int | None,
-              use_cache: bool) -> Tensor:
-    """Extend every row with ``pick(log_probs)`` until it emits ``eos_id`` or its length limit."""
+              use_cache: bool) -> tuple[Tensor, Tensor]:
+    """Extend every row with ``pick(log_probs)`` until it emits ``eos_id`` or its length limit.
+    Returns the generated tokens ``(B, steps)`` and their ``log P(Y)`` ``(B,)``."""
     _check_model(model)
-    _check_inputs(model, inputs)
-    pad_id = model.config.pad_id
-    _check_token_id("eos_id", eos_id, model.config.target_vocab_size, required=False)
-    if eos_id == pad_id:
-        raise ValueError(f"eos_id must differ from pad_id={pad_id}")
-    limits = _limits(model, inputs, max_new_tokens)  # (B,)
+    _check_inputs(inputs)
+    _check_eos(model, eos_id)
+    pad_id = model.pad_id
+    limits = model.new_token_limits(inputs, max_new_tokens)  # (B,)
     with _decoding(model):
-        state = DecodeState(model, inputs, bos_id=bos_id, use_cache=use_cache)
+        state = model.start_decoding(inputs, bos_id=bos_id, use_cache=use_cache)
         done = torch.zeros(inputs.shape[0], dtype=torch.bool, device=inputs.device)  # (B,)
+        total = torch.zeros(inputs.shape[0], device=inputs.device)  # (B,): log P(Y) so far
         for step in range(1, int(limits.max()) + 1):
-            token = pick(_log_probs(state.next_logits(), pad_id))  # (B,)
-            token = token.masked_fill(done, pad_id)  # finished rows only grow padding
+            log_p = _log_probs(state.next_logits(), pad_id)  # (B, vocab)
+            token = pick(log_p).masked_fill(done, pad_id)  # (B,): finished rows grow padding
+            total += log_p.gather(1, token[:, None]).squeeze(1).masked_fill(done, 0.0)
             state.append(token)
             done |= limits <= step
             if eos_id is not None:
                 done |= token == eos_id
             if bool(done.all()):
                 break
-    return state.generated  # (B, steps)
+    return state.generated, total  # (B, steps), (B,)
 
 
-def greedy_decode(model: Model, inputs: Tensor, *, max_new_tokens: int | None = None,
+def greedy_decode(model: Decodable, inputs: Tensor, *, max_new_tokens: int | None = None,
                   bos_id: int | None = None, eos_id: int | None = None,
                   use_cache: bool = True) -> Tensor:
     """Greedy decoding: at every step, the most probable next token (§6.1 uses beam search;
     greedy search is beam search with one hypothesis and no look-back).
 
     Args:
-        model: a :class:`~transformer.model.Transformer` (then ``inputs`` are sources and
-            ``bos_id`` is required) or a :class:`~transformer.model.DecoderOnlyTransformer`
-            (then ``inputs`` are prompts of one length).
+        model: a model offering :class:`Decodable`: a
+            :class:`~transformer.model.Transformer` (then ``inputs`` are sources and ``bos_id``
+            is required) or a :class:`~transformer.model.DecoderOnlyTransformer` (then
+            ``inputs`` are prompts of one length).
         inputs: ``(batch, seq)`` token ids.
         max_new_tokens: tokens to generate at most; for a Transformer the default is each
             source's length + 50 (§6.1), capped by the positional table; required for a
             decoder-only model.
-        bos_id: first decoder input of a Transformer.
+        bos_id: first decoder input of a Transformer; must differ from ``pad_id``.
         eos_id: a row stops after emitting it; ``None`` generates ``max_new_tokens`` tokens.
         use_cache: decode with the KV cache (same result, faster).
 
@@ -297,13 +244,17 @@ def greedy_decode(model: Model, inputs: Tensor, *, max_new_tokens: int | None = 
         ``(batch, steps)`` generated ids, ``eos_id`` included, ``pad_id`` after it.
 
     Raises:
-        TypeError: wrong model kind or ``inputs`` dtype.
-        ValueError: bad ``inputs`` shape, ids, or ``max_new_tokens`` (< 1, or too long for the
+        TypeError: if ``model`` lacks the decoding protocol or ``inputs`` are not ``torch.long``.
+        ValueError: bad ``inputs`` shape, ids (``bos_id`` missing or equal to ``pad_id``, a
+            prompt holding ``pad_id``), or ``max_new_tokens`` (< 1, or too long for the
             positional table).
     """
-    return _generate(model, inputs, lambda log_p: log_p.argmax(dim=-1),
-                     max_new_tokens=max_new_tokens, bos_id=bos_id, eos_id=eos_id,
-                     use_cache=use_cache)
+    return _generate(model, inputs, _most_probable, max_new_tokens=max_new_tokens,
+                     bos_id=bos_id, eos_id=eos_id, use_cache=use_cache)[0]
+
+
+def _most_probable(log_p: Tensor) -> Tensor:  # the pick of greedy decoding: (B, vocab) -> (B,)
+    return log_p.argmax(dim=-1)
 # --8<-- [end:greedy]
 
 
@@ -364,7 +315,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
 
 # --8<-- [start:sample]
-def sample(model: Model, inputs: Tensor, *, max_new_tokens: int | None = None,
+def sample(model: Decodable, inputs: Tensor, *, max_new_tokens: int | None = None,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, bos_id: int | None = None,
            eos_id: int | None = None, use_cache: bool = True) -> Tensor:
@@ -388,9 +339,15 @@ def sample(model: Model, inputs: Tensor, *, max_new_tokens: int | None = None,
         ValueError: ``temperature <= 0``, ``top_k < 1``, ``top_p`` outside ``(0, 1]``, and the
             errors of :func:`greedy_decode`.
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not 0.0 < temperature < float("inf"):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    pick = _sampler(temperature, top_k, top_p, generator)
+    return _generate(model, inputs, pick, max_new_tokens=max_new_tokens, bos_id=bos_id,
+                     eos_id=eos_id, use_cache=use_cache)[0]
+
+
+def _sampler(temperature: float, top_k: int | None, top_p: float | None,
+             generator: torch.Generator | None) -> Callable[[Tensor], Tensor]:
+    """The ``pick`` of sampling: temperature, then top-k, then top-p, then one draw per row."""
+    _check_temperature(temperature)
     if top_k is not None:
         _check_int("top_k", top_k)
     if top_p is not None:
@@ -405,8 +362,7 @@ def sample(model: Model, inputs: Tensor, *, max_new_tokens: int | None = None,
         probs = logits.softmax(dim=-1)  # (B, vocab)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
-    return _generate(model, inputs, pick, max_new_tokens=max_new_tokens, bos_id=bos_id,
-                     eos_id=eos_id, use_cache=use_cache)
+    return pick
 # --8<-- [end:sample]
 
 
@@ -441,23 +397,26 @@ def length_penalty(length: int | Tensor, alpha: float = 0.6) -> Tensor:
 # --8<-- [end:length_penalty]
 
 
-class BeamSearchOutput(NamedTuple):
-    """What :func:`beam_search` returns (§6.1).
+# --8<-- [start:generation]
+class Generation(NamedTuple):
+    """What :func:`generate` and :func:`beam_search` return.
 
     Attributes:
-        sequences: ``(batch, steps)`` the best hypothesis of each input, ``eos_id`` included,
-            ``pad_id`` after it.
-        scores: ``(batch,)`` its score, ``log P(Y) / lp(Y)``.
+        sequences: ``(batch, steps)`` the output of each input, ``eos_id`` included, ``pad_id``
+            after it.
+        scores: ``(batch,)`` its score under the model, ``log P(Y) / lp(Y)`` (§6.1,
+            :func:`length_penalty`), whatever the strategy: what :func:`score_sequences` gives.
     """
 
     sequences: Tensor
     scores: Tensor
+# --8<-- [end:generation]
 
 
 # --8<-- [start:beam_search]
-def beam_search(model: Model, inputs: Tensor, *, beam_size: int = 4, alpha: float = 0.6,
+def beam_search(model: Decodable, inputs: Tensor, *, beam_size: int = 4, alpha: float = 0.6,
                 max_new_tokens: int | None = None, bos_id: int | None = None,
-                eos_id: int | None = None, use_cache: bool = True) -> BeamSearchOutput:
+                eos_id: int | None = None, use_cache: bool = True) -> Generation:
     r"""Beam search with the length penalty, as in §6.1: "beam search with a beam size of 4 and
     length penalty α = 0.6 ... maximum output length ... input length + 50, but terminate early
     when possible."
@@ -478,20 +437,18 @@ def beam_search(model: Model, inputs: Tensor, *, beam_size: int = 4, alpha: floa
         alpha: length penalty exponent (0.6 in the paper), ``>= 0``.
 
     Returns:
-        :class:`BeamSearchOutput`: ``sequences`` ``(batch, steps)`` and ``scores`` ``(batch,)``.
+        :class:`Generation`: ``sequences`` ``(batch, steps)`` and ``scores`` ``(batch,)``.
 
     Raises:
         ValueError: ``beam_size < 1``, ``alpha < 0``, and the errors of :func:`greedy_decode`.
     """
     _check_model(model)
-    _check_inputs(model, inputs)
+    _check_inputs(inputs)
     K = _check_int("beam_size", beam_size)
     length_penalty(0, alpha)  # validates alpha
-    pad_id = model.config.pad_id
-    _check_token_id("eos_id", eos_id, model.config.target_vocab_size, required=False)
-    if eos_id == pad_id:
-        raise ValueError(f"eos_id must differ from pad_id={pad_id}")
-    limits = _limits(model, inputs, max_new_tokens)  # (B,)
+    _check_eos(model, eos_id)
+    pad_id = model.pad_id
+    limits = model.new_token_limits(inputs, max_new_tokens)  # (B,)
     B, device = inputs.shape[0], inputs.device
     rows = torch.arange(B, device=device)
     best_lp = length_penalty(limits, alpha).to(device)  # (B,): the largest lp any output gets
@@ -508,7 +465,7 @@ def beam_search(model: Model, inputs: Tensor, *, beam_size: int = 4, alpha: floa
         best_seq[better, : seq.shape[1]] = seq[better]
 
     with _decoding(model):
-        state = DecodeState(model, inputs, bos_id=bos_id, beams=K, use_cache=use_cache)
+        state = model.start_decoding(inputs, bos_id=bos_id, beams=K, use_cache=use_cache)
         for step in range(1, int(limits.max()) + 1):  # step = |Y| after this step
             log_p = _log_probs(state.next_logits(), pad_id)  # (B * K, V)
             V = log_p.shape[-1]
@@ -531,19 +488,20 @@ def beam_search(model: Model, inputs: Tensor, *, beam_size: int = 4, alpha: floa
             state.reorder((rows[:, None] * K + beam).view(-1))  # (B * K,) rows to continue
             state.append(token.view(-1))
     length = int((best_seq != pad_id).sum(dim=1).max())
-    return BeamSearchOutput(best_seq[:, :length], best_score)
+    return Generation(best_seq[:, :length], best_score)
 # --8<-- [end:beam_search]
 
 
-def score_sequences(model: Model, inputs: Tensor, sequences: Tensor, *, alpha: float = 0.6,
-                    bos_id: int | None = None) -> Tensor:
+def score_sequences(model: Decodable, inputs: Tensor, sequences: Tensor, *,
+                    alpha: float = 0.6, bos_id: int | None = None) -> Tensor:
     """Score given outputs as :func:`beam_search` does, ``log P(Y) / lp(Y)`` (§6.1), with one
     teacher-forced forward pass (no search, no cache).
 
     Args:
-        model: either model kind (see :func:`greedy_decode`).
+        model: a model offering :class:`Decodable` (see :func:`greedy_decode`).
         inputs: ``(batch, seq)`` sources or prompts.
-        sequences: ``(batch, steps)`` generated ids, ``pad_id`` after the end of each.
+        sequences: ``(batch, steps)`` generated ids in ``[0, vocab)``, ``pad_id`` after the end
+            of each; ``steps >= 1``.
         alpha: length penalty exponent, ``>= 0``.
         bos_id: first decoder input of a Transformer.
 
@@ -551,26 +509,91 @@ def score_sequences(model: Model, inputs: Tensor, sequences: Tensor, *, alpha: f
         ``(batch,)`` scores; ``|Y|`` counts the non-padding tokens of each row.
 
     Raises:
-        ValueError: if ``sequences`` is not ``(batch, steps)`` with the batch of ``inputs``, and
-            the errors of :class:`DecodeState`.
+        TypeError: if ``sequences`` does not hold ``torch.long`` ids.
+        ValueError: if ``sequences`` is not ``(batch, steps)`` with the batch of ``inputs``, or
+            holds an id outside ``[0, vocab)``; and the errors of :func:`greedy_decode`.
     """
     _check_model(model)
-    _check_inputs(model, inputs)
+    _check_inputs(inputs)
     length_penalty(0, alpha)
-    if sequences.dim() != 2 or sequences.shape[0] != inputs.shape[0]:
-        raise ValueError(f"sequences must have shape (batch={inputs.shape[0]}, steps), got "
-                         f"{tuple(sequences.shape)}")
-    pad_id = model.config.pad_id
+    _check_sequences(sequences, inputs.shape[0], model.output_vocab_size)
+    pad_id = model.pad_id
     with _decoding(model):
-        if isinstance(model, Transformer):
-            _check_token_id("bos_id", bos_id, model.config.target_vocab_size, required=True)
-            bos = torch.full_like(sequences[:, :1], bos_id)
-            logits = model(inputs, torch.cat([bos, sequences[:, :-1]], dim=1))  # (B, T, V)
-        else:
-            prompt_len = inputs.shape[1]
-            logits = model(torch.cat([inputs, sequences[:, :-1]], dim=1))[:, prompt_len - 1:]
+        logits = model.sequence_logits(inputs, sequences, bos_id=bos_id)  # (B, T, V)
         log_p = _log_probs(logits.flatten(0, 1), pad_id).view(logits.shape)  # (B, T, V)
         token_log_p = log_p.gather(-1, sequences[..., None]).squeeze(-1)  # (B, T)
         real = sequences != pad_id
         total = token_log_p.masked_fill(~real, 0.0).sum(dim=1)  # (B,)
         return total / length_penalty(real.sum(dim=1), alpha).to(total.device)
+
+
+def _check_sequences(sequences: object, batch: int, vocab_size: int) -> None:
+    if not isinstance(sequences, Tensor) or sequences.dtype != torch.long:
+        raise TypeError("sequences must be a tensor of token ids of dtype torch.long, got "
+                        f"{getattr(sequences, 'dtype', type(sequences).__name__)}")
+    if sequences.dim() != 2 or sequences.shape[0] != batch or sequences.shape[1] < 1:
+        raise ValueError(f"sequences must have shape (batch={batch}, steps) with steps >= 1, "
+                         f"got {tuple(sequences.shape)}")
+    low, high = int(sequences.min()), int(sequences.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(f"sequences must hold token ids in [0, {vocab_size}), got ids in "
+                         f"[{low}, {high}]")
+
+
+# --------------------------------------------------------------------------- one entry point
+
+
+STRATEGIES = ("greedy", "beam", "sample")
+
+
+# --8<-- [start:generate]
+def generate(model: Decodable, inputs: Tensor, *,
+             strategy: Literal["greedy", "beam", "sample"] = "greedy", beam_size: int = 4,
+             alpha: float = 0.6, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, generator: torch.Generator | None = None,
+             max_new_tokens: int | None = None, bos_id: int | None = None,
+             eos_id: int | None = None, use_cache: bool = True) -> Generation:
+    """Decode ``inputs`` with one of the three strategies of this module; the one entry point.
+
+    ``"greedy"`` is :func:`greedy_decode`, ``"beam"`` is :func:`beam_search` (§6.1: beam size 4,
+    ``alpha`` 0.6), ``"sample"`` is :func:`sample`. Whatever the strategy, ``scores`` are the
+    model's ``log P(Y) / lp(Y)`` of the output, with ``lp`` from ``alpha``: the score beam search
+    ranks by (for sampling, under the model's distribution, not the filtered one it drew from).
+
+    Args:
+        model, inputs, max_new_tokens, bos_id, eos_id, use_cache: as in :func:`greedy_decode`.
+        strategy: ``"greedy"``, ``"beam"`` or ``"sample"``.
+        beam_size: hypotheses kept per input, for ``"beam"`` (other strategies ignore it).
+        alpha: length penalty exponent, ``>= 0``: ranks beam search's hypotheses, and every
+            strategy's ``scores``.
+        temperature, top_k, top_p, generator: for ``"sample"`` only, as in :func:`sample`.
+
+    Returns:
+        :class:`Generation`: ``sequences`` ``(batch, steps)``, ``scores`` ``(batch,)``.
+
+    Raises:
+        ValueError: an unknown ``strategy``; a sampling option given to another strategy; and
+            the errors of the strategy's function.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got "
+                         f"{strategy!r}")
+    changed = {"temperature": temperature != 1.0, "top_k": top_k is not None,
+               "top_p": top_p is not None, "generator": generator is not None}
+    given = [name for name, is_set in changed.items() if is_set]
+    if given and strategy != "sample":
+        raise ValueError(f"{', '.join(given)} only apply to strategy='sample', got "
+                         f"strategy={strategy!r}")
+    length_penalty(0, alpha)  # validates alpha
+    common: dict[str, Any] = dict(max_new_tokens=max_new_tokens, bos_id=bos_id, eos_id=eos_id,
+                                  use_cache=use_cache)
+    if strategy == "beam":
+        return beam_search(model, inputs, beam_size=beam_size, alpha=alpha, **common)
+    if strategy == "greedy":
+        pick = _most_probable
+    else:
+        pick = _sampler(temperature, top_k, top_p, generator)
+    sequences, log_p = _generate(model, inputs, pick, **common)  # (B, steps), (B,)
+    lengths = (sequences != model.pad_id).sum(dim=1)  # (B,): |Y|, EOS included
+    return Generation(sequences, log_p / length_penalty(lengths, alpha).to(log_p.device))
+# --8<-- [end:generate]

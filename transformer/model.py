@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from transformer.attention import KVCache
@@ -23,9 +24,12 @@ from transformer.layers import ACTIVATIONS, DecoderLayer, DecoderLayerCache, Enc
 from transformer.masks import decoder_mask, padding_mask
 
 __all__ = [
+    "BaseDecodingState",
     "Decoder",
+    "DecoderOnlyState",
     "DecoderOnlyTransformer",
     "Encoder",
+    "EncoderDecoderState",
     "Transformer",
     "TransformerConfig",
     "count_parameters",
@@ -386,6 +390,77 @@ class Transformer(nn.Module):
         return [DecoderLayerCache() for _ in self.decoder.layers]
 # --8<-- [end:transformer]
 
+    # ------------------------------------------------ the decoding protocol (chapter 11)
+    # --8<-- [start:transformer_decoding]
+    @property
+    def pad_id(self) -> int:
+        """The padding id (``config.pad_id``): hidden from attention, never generated."""
+        return self.config.pad_id
+
+    @property
+    def output_vocab_size(self) -> int:
+        """How many ids the logits score: ``config.target_vocab_size``."""
+        return self.config.target_vocab_size
+
+    def start_decoding(self, inputs: Tensor, *, bos_id: int | None = None, beams: int = 1,
+                       use_cache: bool = True) -> EncoderDecoderState:
+        """Encode the sources once and start every target with ``bos_id``.
+
+        Args:
+            inputs: ``(batch, src_len)`` source ids, padded with ``pad_id``.
+            bos_id: the first decoder input ("the output embeddings are offset by one
+                position", §3.1); required, and not ``pad_id``.
+            beams: copies of each source; the ``batch * beams`` rows hold the copies of one
+                source side by side.
+            use_cache: keep keys and values between steps (chapter 13).
+
+        Raises:
+            ValueError: if ``bos_id`` is missing, out of range or equal to ``pad_id``, or
+                ``beams`` is not an integer >= 1.
+        """
+        _check_bos(bos_id, self.config)
+        _check_beams(beams)
+        with torch.no_grad():
+            memory = self.encode(inputs)  # (B, src_len, d_model): once for the whole decoding
+        memory_mask = padding_mask(inputs, self.pad_id)  # (B, 1, 1, src_len)
+        tokens = inputs.new_full((inputs.shape[0] * beams, 1), bos_id)  # (B * beams, 1)
+        return EncoderDecoderState(self, memory.repeat_interleave(beams, dim=0),
+                                   memory_mask.repeat_interleave(beams, dim=0), tokens,
+                                   self.new_cache() if use_cache else None)
+
+    def new_token_limits(self, inputs: Tensor, max_new_tokens: int | None = None) -> Tensor:
+        """How many tokens each output may get, ``(batch,)``: ``max_new_tokens``, or by default
+        each source's length + 50 (§6.1: "maximum output length during inference to input
+        length + 50"). The decoder is fed ``BOS`` and every output token but the last, so at
+        most ``max_len`` fit the positional table.
+
+        Raises:
+            ValueError: if ``max_new_tokens`` is not an integer in ``[1, max_len]``.
+        """
+        if max_new_tokens is None:
+            src_len = (inputs != self.pad_id).sum(dim=1)  # (batch,)
+            return (src_len + EXTRA_OUTPUT_LENGTH).clamp(max=self.config.max_len)
+        return _fixed_limits(inputs, max_new_tokens, room=self.config.max_len,
+                             max_len=self.config.max_len)
+
+    def sequence_logits(self, inputs: Tensor, sequences: Tensor, *,
+                        bos_id: int | None = None) -> Tensor:
+        """Teacher forcing (chapter 9): the logits that score each token of ``sequences``.
+
+        Args:
+            inputs: ``(batch, src_len)`` sources.
+            sequences: ``(batch, steps)`` outputs (no ``BOS``), ``pad_id`` after their end.
+            bos_id: as in :meth:`start_decoding`.
+
+        Returns:
+            ``(batch, steps, target_vocab_size)``: position ``t`` scores ``sequences[:, t]``
+            given the source and ``sequences[:, :t]``.
+        """
+        _check_bos(bos_id, self.config)
+        bos = sequences.new_full((sequences.shape[0], 1), bos_id)  # (batch, 1)
+        return self(inputs, torch.cat([bos, sequences[:, :-1]], dim=1))  # shifted right
+    # --8<-- [end:transformer_decoding]
+
 
 # --8<-- [start:decoder_only]
 class DecoderOnlyTransformer(nn.Module):
@@ -434,6 +509,63 @@ class DecoderOnlyTransformer(nn.Module):
         return [KVCache() for _ in self.layers]
 # --8<-- [end:decoder_only]
 
+    # ------------------------------------------------ the decoding protocol (chapter 11)
+    # --8<-- [start:decoder_only_decoding]
+    @property
+    def pad_id(self) -> int:
+        """The padding id (``config.pad_id``): hidden from attention, never generated."""
+        return self.config.pad_id
+
+    @property
+    def output_vocab_size(self) -> int:
+        """How many ids the logits score: ``config.vocab_size``."""
+        return self.config.vocab_size
+
+    def start_decoding(self, inputs: Tensor, *, bos_id: int | None = None, beams: int = 1,
+                       use_cache: bool = True) -> DecoderOnlyState:
+        """Start every row as its prompt (``bos_id`` is not used: a prompt starts itself).
+
+        Args:
+            inputs: ``(batch, prompt_len)`` prompts, all of one length (no ``pad_id``).
+            bos_id: ignored, so that one call serves both model kinds.
+            beams: copies of each prompt, side by side in the ``batch * beams`` rows.
+            use_cache: keep keys and values between steps (chapter 13).
+
+        Raises:
+            ValueError: if a prompt holds ``pad_id`` or ``beams`` is not an integer >= 1.
+        """
+        _check_prompts(inputs, self.pad_id)
+        _check_beams(beams)
+        return DecoderOnlyState(self, inputs.repeat_interleave(beams, dim=0),  # (B * beams, P)
+                                self.new_cache() if use_cache else None)
+
+    def new_token_limits(self, inputs: Tensor, max_new_tokens: int | None = None) -> Tensor:
+        """``max_new_tokens`` for each row, ``(batch,)``; the model is fed the prompt and every
+        new token but the last, so at most ``max_len - prompt_len + 1`` fit.
+
+        Raises:
+            ValueError: if ``max_new_tokens`` is missing (there is no source to measure), or not
+                an integer in ``[1, max_len - prompt_len + 1]``.
+        """
+        if max_new_tokens is None:
+            raise ValueError("max_new_tokens is required to continue prompts with a "
+                             "DecoderOnlyTransformer")
+        return _fixed_limits(inputs, max_new_tokens, room=self.config.max_len - inputs.shape[1] + 1,
+                             max_len=self.config.max_len)
+
+    def sequence_logits(self, inputs: Tensor, sequences: Tensor, *,
+                        bos_id: int | None = None) -> Tensor:
+        """One pass over prompt + ``sequences``: the logits that score each token of
+        ``sequences``, ``(batch, steps, vocab)`` (``bos_id`` is not used).
+
+        Raises:
+            ValueError: if a prompt holds ``pad_id``.
+        """
+        _check_prompts(inputs, self.pad_id)
+        logits = self(torch.cat([inputs, sequences[:, :-1]], dim=1))  # (B, P + steps - 1, V)
+        return logits[:, inputs.shape[1] - 1 :]  # from the prompt's last position on
+    # --8<-- [end:decoder_only_decoding]
+
 
 # --8<-- [start:count_parameters]
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -456,3 +588,157 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return parts
 # --8<-- [end:count_parameters]
 
+
+
+# ------------------------------------------------------------- decoding, one step at a time
+
+EXTRA_OUTPUT_LENGTH = 50  # §6.1: "maximum output length during inference to input length + 50"
+
+
+def _check_bos(bos_id: object, cfg: TransformerConfig) -> None:
+    if bos_id is None:
+        raise ValueError("bos_id is required to decode with a Transformer (the first decoder "
+                         "input, §3.1: 'output embeddings are offset by one position')")
+    if not isinstance(bos_id, int) or isinstance(bos_id, bool) \
+            or not 0 <= bos_id < cfg.target_vocab_size:
+        raise ValueError(f"bos_id must be a token id in [0, {cfg.target_vocab_size}), got "
+                         f"{bos_id!r}")
+    if bos_id == cfg.pad_id:  # refused rather than worked around: see chapter 11
+        raise ValueError(f"bos_id={bos_id} must differ from pad_id={cfg.pad_id}: padding is "
+                         "hidden from attention, so a BOS equal to padding would be invisible "
+                         "to the decoder (and cached decoding, which masks no earlier position, "
+                         "would disagree with teacher forcing)")
+
+
+def _check_prompts(inputs: Tensor, pad_id: int) -> None:
+    if bool((inputs == pad_id).any()):
+        raise ValueError(f"prompts must not contain pad_id={pad_id}: prompts decoded together "
+                         "share one length (decode prompts of other lengths separately)")
+
+
+def _check_beams(beams: object) -> None:
+    if not isinstance(beams, int) or isinstance(beams, bool) or beams < 1:
+        raise ValueError(f"beams must be an integer >= 1, got {beams!r}")
+
+
+def _fixed_limits(inputs: Tensor, max_new_tokens: object, *, room: int, max_len: int) -> Tensor:
+    """``(batch,)`` copies of ``max_new_tokens``, checked to fit the ``room`` left."""
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
+            or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    if max_new_tokens > room:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} is too large for the positional table "
+            f"(max_len={max_len}, input length {inputs.shape[1]}): at most {max(room, 0)} "
+            "new tokens fit")
+    return torch.full((inputs.shape[0],), max_new_tokens, device=inputs.device)
+
+
+# --8<-- [start:decoding_state]
+class BaseDecodingState:
+    """Rows of tokens that grow by one token per step, and the model that scores them.
+
+    It offers what search needs (:class:`~transformer.generation.DecodingState`):
+    ``next_logits()``, ``append(tokens)``, ``reorder(index)`` and ``generated``. With a KV cache
+    (chapter 13) the first ``next_logits()`` runs the model on the whole prefix and each later
+    one on the newest token only; without it, on the whole prefix every time. A subclass says
+    how its model turns new tokens into logits (``_logits``) and which caches follow the rows
+    when beam search reorders them (``_row_caches``).
+
+    Args:
+        tokens: ``(rows, prefix_len)``, the start of every row (``BOS``, or a prompt).
+        cache: the model's empty cache (``model.new_cache()``), or ``None`` for no cache.
+    """
+
+    def __init__(self, tokens: Tensor, cache: list[Any] | None) -> None:
+        self.tokens = tokens  # (rows, len)
+        self.prefix_len = tokens.shape[1]
+        self.cache = cache
+        self._fed = 0  # positions already in the cache
+
+    @property
+    def generated(self) -> Tensor:
+        """The tokens appended so far, ``(rows, steps)``."""
+        return self.tokens[:, self.prefix_len :]
+
+    @torch.no_grad()
+    def next_logits(self) -> Tensor:
+        """Logits of every row's next token, ``(rows, vocab)``.
+
+        Raises:
+            RuntimeError: if called twice with the cache and no :meth:`append` in between.
+        """
+        if self.cache is None:
+            new = self.tokens  # (rows, len): the whole prefix, every step
+        else:
+            new = self.tokens[:, self._fed :]  # (rows, len - cached): what the cache lacks
+            if new.shape[1] == 0:
+                raise RuntimeError("append() a token before asking for the next logits")
+            self._fed = self.tokens.shape[1]
+        return self._logits(new)[:, -1]  # (rows, vocab): the prediction after the last position
+
+    def append(self, tokens: Tensor) -> None:
+        """Extend every row by one token; ``tokens`` is ``(rows,)``.
+
+        Raises:
+            ValueError: if ``tokens`` is not ``(rows,)``.
+        """
+        if tokens.shape != self.tokens.shape[:1]:
+            raise ValueError(f"tokens must have shape (rows={self.tokens.shape[0]},), got "
+                             f"{tuple(tokens.shape)}")
+        self.tokens = torch.cat([self.tokens, tokens[:, None]], dim=1)  # (rows, len + 1)
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` ``(rows,)``: row ``i`` continues what row ``index[i]`` was."""
+        self.tokens = self.tokens.index_select(0, index)
+        for kv in self._row_caches():
+            kv.reorder(index)
+
+    def _logits(self, new: Tensor) -> Tensor:  # (rows, new_len) -> (rows, new_len, vocab)
+        raise NotImplementedError
+
+    def _row_caches(self) -> list[KVCache]:
+        raise NotImplementedError
+# --8<-- [end:decoding_state]
+
+
+# --8<-- [start:decoding_states]
+class EncoderDecoderState(BaseDecodingState):
+    """Decoding with a :class:`Transformer` (made by :meth:`Transformer.start_decoding`).
+
+    The encoder output ``memory`` ``(rows, src_len, d_model)`` is computed once; with the
+    cache, the cross-attention keys and values over it are projected at the first step and
+    reused after (:meth:`~transformer.attention.KVCache.set`).
+    """
+
+    def __init__(self, model: Transformer, memory: Tensor, memory_mask: Tensor, tokens: Tensor,
+                 cache: list[DecoderLayerCache] | None) -> None:
+        super().__init__(tokens, cache)
+        self.model = model
+        self.memory = memory  # (rows, src_len, d_model)
+        self.memory_mask = memory_mask  # (rows, 1, 1, src_len)
+
+    def _logits(self, new: Tensor) -> Tensor:
+        return self.model.decode(new, self.memory, memory_mask=self.memory_mask,
+                                 cache=self.cache)
+
+    def _row_caches(self) -> list[KVCache]:
+        # Only self-attention moves. Beam search picks rows among the copies of one source,
+        # whose memory and cross-attention keys/values are equal: those stay computed once.
+        return [layer.self_attn for layer in self.cache or []]
+
+
+class DecoderOnlyState(BaseDecodingState):
+    """Decoding with a :class:`DecoderOnlyTransformer`: every row starts as its prompt."""
+
+    def __init__(self, model: DecoderOnlyTransformer, tokens: Tensor,
+                 cache: list[KVCache] | None) -> None:
+        super().__init__(tokens, cache)
+        self.model = model
+
+    def _logits(self, new: Tensor) -> Tensor:
+        return self.model(new, cache=self.cache)
+
+    def _row_caches(self) -> list[KVCache]:
+        return list(self.cache or [])
+# --8<-- [end:decoding_states]
