@@ -1,19 +1,16 @@
-"""Data for training and testing the model: synthetic tasks with exact answers (copy, reverse,
-sort) and the five-word seed example. Builds on the model, the trainer and decoding; they never
-import it."""
+"""Data only: synthetic tasks with exact answers (copy, reverse, sort) and the five-word seed
+example. Builds on nothing of ours but torch; the recipes that train on it and their metrics live
+in :mod:`transformer.tasks`."""
 
 from transformer.data.synthetic import (
     BOS,
     EOS,
     FIRST_TOKEN,
     PAD,
+    SYNTHETIC_TASKS,
     SyntheticTask,
-    TaskRecipe,
-    exact_match,
-    exact_match_rate,
     seed_example,
     synthetic_batch,
-    train_until_exact_match,
 )
 
 __all__ = [
@@ -21,11 +18,8 @@ __all__ = [
     "EOS",
     "FIRST_TOKEN",
     "PAD",
+    "SYNTHETIC_TASKS",
     "SyntheticTask",
-    "TaskRecipe",
-    "exact_match",
-    "exact_match_rate",
     "seed_example",
     "synthetic_batch",
-    "train_until_exact_match",
 ]
