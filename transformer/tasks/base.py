@@ -61,7 +61,7 @@ def retune(recipe: type[Recipe], name: str, default: Any) -> Any:
 
 
 def _range(meta: typing.Mapping[str, Any]) -> str:
-    low, above, below = meta["at_least"], meta["above"], meta["below"]
+    low, above, below = meta.get("at_least"), meta.get("above"), meta.get("below")
     if below is not None and (low is not None or above is not None):
         return f" in [{low}, {below})" if low is not None else f" in ({above}, {below})"
     if low is not None:
@@ -72,9 +72,9 @@ def _range(meta: typing.Mapping[str, Any]) -> str:
 
 
 def _inside(meta: typing.Mapping[str, Any], value: float) -> bool:
-    return ((meta["at_least"] is None or value >= meta["at_least"])
-            and (meta["above"] is None or value > meta["above"])
-            and (meta["below"] is None or value < meta["below"]))
+    low, above, below = meta.get("at_least"), meta.get("above"), meta.get("below")
+    return ((low is None or value >= low) and (above is None or value > above)
+            and (below is None or value < below))
 
 
 # --8<-- [start:recipe]
