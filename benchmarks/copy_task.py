@@ -1,11 +1,12 @@
 """How long until a small Transformer copies perfectly? ``python benchmarks/copy_task.py``.
 
-Trains the encoder-decoder of :class:`transformer.data.synthetic.TaskRecipe` (the defaults of
-``transformer train copy``) on the copy task with the :class:`~transformer.training.Trainer`,
-and every ``--eval-every`` steps decodes 1,000 held-out sequences greedily. It reports the wall
-time (training and the evaluations together, as a user waits for it) and the CPU time of this
-process (less sensitive to other processes on a shared machine) until all 1,000 are copied
-exactly, for each ``--seeds``. The goal is 60 s on two CPU cores.
+Trains the encoder-decoder of the copy task's entry in :data:`transformer.tasks.TASKS` (its
+:class:`~transformer.tasks.SyntheticRecipe`, the defaults of ``transformer train copy``) with
+the :class:`~transformer.training.Trainer`, and every ``--eval-every`` steps decodes
+``--eval-size`` (1,000) held-out sequences greedily. It reports the wall time (training and the
+evaluations together, as a user waits for it) and the CPU time of this process (less sensitive
+to other processes on a shared machine) until all of them are copied exactly, for each
+``--seeds``. The goal is 60 s on two CPU cores.
 
 The reference, measured in the same run: the same model trained for the same number of steps
 with the paper's own schedule (eq. 3 with ``warmup_steps = 4000``, factor 1, §5.3), whose
@@ -15,6 +16,7 @@ learning rate is still tiny after a few hundred steps; the table gives its exact
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -22,35 +24,37 @@ import time
 import torch
 
 from transformer import Transformer
-from transformer.data.synthetic import TaskRecipe, exact_match_rate, train_until_exact_match
+from transformer.tasks import EXACT_MATCH, TASKS, SyntheticRecipe, exact_match_rate, train_until
 from transformer.training import Trainer, seed_everything
 
+COPY = TASKS["copy"]
 
-def time_to_perfect(recipe: TaskRecipe, eval_every: int, max_steps: int, eval_size: int
+
+def time_to_perfect(recipe: SyntheticRecipe, eval_every: int, max_steps: int
                     ) -> tuple[int | None, float, float, float]:
-    """Train until exact match 1.0 on ``eval_size`` held-out sequences, or ``max_steps``.
+    """Train until exact match 1.0 on ``recipe.eval_size`` held-out sequences, or ``max_steps``.
 
     Returns (steps or None, wall seconds, CPU seconds, last exact match).
     """
-    test = recipe.data().held_out(eval_size)
+    test = COPY.data(recipe, "test")
     start, start_cpu = time.perf_counter(), time.process_time()
     seed_everything(recipe.seed)
-    model = Transformer(recipe.model_config())
+    model = Transformer(COPY.model_config(recipe))
     trainer = Trainer(model, recipe.train_config(max_steps=max_steps, progress=False,
-                                                 device="cpu"), recipe.data())
-    history = train_until_exact_match(trainer, test, eval_every=eval_every)
+                                                 device="cpu"), COPY.data(recipe, "train"))
+    history = train_until(trainer, test, EXACT_MATCH, eval_every=eval_every)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     em = history[-1]["exact_match"]
     return (trainer.step if em == 1.0 else None), wall, cpu, em
 
 
-def exact_match_after(recipe: TaskRecipe, steps: int, eval_size: int) -> float:
+def exact_match_after(recipe: SyntheticRecipe, steps: int) -> float:
     """Exact match of ``recipe``'s model after exactly ``steps`` training steps."""
     seed_everything(recipe.seed)
-    model = Transformer(recipe.model_config())
+    model = Transformer(COPY.model_config(recipe))
     Trainer(model, recipe.train_config(max_steps=steps, progress=False, device="cpu"),
-            recipe.data()).train()
-    return exact_match_rate(model, recipe.data().held_out(eval_size))
+            COPY.data(recipe, "train")).train()
+    return exact_match_rate(model, COPY.data(recipe, "test"))
 
 
 def main() -> None:
@@ -67,7 +71,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    base = TaskRecipe()
+    base = SyntheticRecipe(eval_size=args.eval_size)
     print(f"copy task: vocab {base.vocab_size} (10 symbols + PAD/BOS/EOS), lengths "
           f"{base.min_len}..{base.seq_len}, batch {base.batch_size}; model N={base.n_layers}, "
           f"d_model={base.d_model}, h={base.n_heads}, d_ff={base.d_ff}; eq. 3 with warmup "
@@ -79,13 +83,12 @@ def main() -> None:
           f"{'paper schedule, same steps':>26}")
     walls = []
     for seed in args.seeds:
-        recipe = TaskRecipe(seed=seed)
-        steps, wall, cpu, em = time_to_perfect(recipe, args.eval_every, args.max_steps,
-                                               args.eval_size)
+        recipe = dataclasses.replace(base, seed=seed)
+        steps, wall, cpu, em = time_to_perfect(recipe, args.eval_every, args.max_steps)
         reference = "-"
         if not args.no_reference:
-            paper = TaskRecipe(seed=seed, warmup_steps=4000, lr_factor=1.0)
-            reference = f"{exact_match_after(paper, steps or args.max_steps, args.eval_size):.1%}"
+            paper = dataclasses.replace(recipe, warmup_steps=4000, lr_factor=1.0)
+            reference = f"{exact_match_after(paper, steps or args.max_steps):.1%}"
         shown = str(steps) if steps is not None else f">{args.max_steps} ({em:.1%})"
         print(f"{seed:>4}  {shown:>5}  {wall:>7.1f}  {cpu:>7.1f}  {reference:>26}", flush=True)
         if steps is not None:

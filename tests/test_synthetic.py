@@ -1,9 +1,13 @@
-"""Synthetic tasks: every batch holds the exact answer, in the trainer's format, reproducibly."""
+"""Synthetic data: every batch holds the exact answer, in the trainer's format, reproducibly;
+and the data module stands alone (the recipes and metrics are in ``tests/test_tasks.py``)."""
+
+import ast
+from pathlib import Path
 
 import pytest
 import torch
 
-from transformer import Transformer
+import transformer.data
 from transformer.data.synthetic import (
     BOS,
     EOS,
@@ -11,17 +15,13 @@ from transformer.data.synthetic import (
     PAD,
     SEED_PAIRS,
     SEED_VOCAB,
-    TASKS,
+    SYNTHETIC_TASKS,
     SyntheticTask,
-    TaskRecipe,
     decode_seed_tokens,
     encode_seed_text,
-    exact_match,
     seed_example,
     synthetic_batch,
-    train_until_exact_match,
 )
-from transformer.training import Trainer, seed_everything
 from transformer.training.trainer import TokenLoss
 
 
@@ -36,7 +36,7 @@ def test_special_ids_are_pad_0_bos_1_eos_2_and_tokens_start_at_3():
     assert (PAD, BOS, EOS, FIRST_TOKEN) == (0, 1, 2, 3)
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", SYNTHETIC_TASKS)
 @pytest.mark.parametrize("min_len", [None, 1, 4])
 def test_targets_are_the_source_copied_reversed_or_sorted(task, min_len):
     g = torch.Generator().manual_seed(0)
@@ -48,7 +48,7 @@ def test_targets_are_the_source_copied_reversed_or_sorted(task, min_len):
         assert tgt_in == ([BOS, *target, EOS] + [PAD] * 8)[:9]  # EOS only in a short row
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", SYNTHETIC_TASKS)
 def test_batches_have_the_trainers_keys_shapes_and_dtype(task):
     batch = synthetic_batch(task, 3, 5, 10, min_len=1)
     assert set(batch) == {"src", "tgt_in", "tgt_out"} <= set(batch)
@@ -111,32 +111,6 @@ def test_bad_arguments_raise_value_errors_naming_them(kwargs, message):
         SyntheticTask(**(dict(args, task=kwargs.get("task", "copy"))))
 
 
-def test_exact_match_needs_every_token_and_the_eos():
-    tgt_out = torch.tensor([[5, 6, EOS, PAD], [5, 6, EOS, PAD], [5, 6, EOS, PAD],
-                            [5, 6, EOS, PAD]])
-    predicted = torch.tensor([[5, 6, EOS, PAD, PAD],  # right
-                              [5, 6, EOS, 7, 7],  # right: what follows EOS does not count
-                              [5, 6, 6, EOS, PAD],  # one token too many
-                              [5, 7, EOS, PAD, PAD]])  # one token wrong
-    assert exact_match(predicted, tgt_out).tolist() == [True, True, False, False]
-    assert exact_match(torch.tensor([[5, 6]]), tgt_out[:1]).tolist() == [False]  # too short
-    with pytest.raises(ValueError, match="same batch"):
-        exact_match(predicted[:2], tgt_out)
-
-
-def test_recipe_builds_its_model_config_and_the_trainer_config():
-    recipe = TaskRecipe(seed=3, d_model=48, n_heads=6, lr_factor=0.5)
-    cfg = recipe.model_config()
-    assert (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.pad_id, cfg.dropout) == \
-        (recipe.vocab_size, 48, 6, recipe.n_layers, PAD, 0.0)
-    train = recipe.train_config(max_steps=7)
-    assert (train.max_steps, train.warmup_steps, train.lr_factor, train.seed) == \
-        (7, recipe.warmup_steps, 0.5, 3)
-    assert recipe.data().batch_size == recipe.batch_size
-    with pytest.raises(ValueError, match="seq_len"):
-        TaskRecipe(seq_len=0)
-
-
 def test_seed_example_is_two_sentences_and_targets_are_tokens_shifted_by_one():
     data = seed_example()
     tokens, targets = data["tokens"], data["targets"]
@@ -165,19 +139,15 @@ def test_seed_words_round_trip_and_unknown_words_are_named():
         decode_seed_tokens([8])
 
 
-def test_train_until_exact_match_checks_every_round_and_stops_at_the_target():
-    recipe = TaskRecipe(vocab_size=4, seq_len=1, min_len=None, max_steps=300)  # copy "3"
-    seed_everything(0)
-    model = Transformer(recipe.model_config())
-    trainer = Trainer(model, recipe.train_config(progress=False, device="cpu"), recipe.data())
-    rounds = []
-    history = train_until_exact_match(trainer, recipe.data().held_out(10), eval_every=7,
-                                      on_eval=rounds.append)
-    checked = [m["step"] for m in history if "exact_match" in m]
-    assert checked == [7 * (i + 1) for i in range(len(rounds))]  # one check per round
-    assert history[-1]["exact_match"] == 1.0 and trainer.step < 300  # stopped early
-    assert [m["step"] for m in history] == list(range(1, trainer.step + 1))
-    with pytest.raises(ValueError, match="eval_every must be an integer >= 1, got 0"):
-        train_until_exact_match(trainer, recipe.data().held_out(10), eval_every=0)
-    with pytest.raises(ValueError, match=r"target must be in \(0, 1\], got 1.5"):
-        train_until_exact_match(trainer, recipe.data().held_out(10), target=1.5)
+def test_the_data_package_imports_nothing_of_ours_outside_it():
+    """data builds on nothing of ours: no model, training, generation or tasks (DESIGN.md)."""
+    data_dir = Path(transformer.data.__file__).parent
+    imported = set()
+    for path in data_dir.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    ours = {name for name in imported if name.split(".")[0] == "transformer"}
+    assert ours and all(name.startswith("transformer.data") for name in ours), ours

@@ -1,13 +1,20 @@
-"""The ``transformer`` command: ``info``, ``train`` (a synthetic task) and ``generate``.
+"""The ``transformer`` command: ``info``, ``train TASK`` and ``generate``.
 
 ::
 
     transformer info --preset base                 # Table 3's base model, parameter counts
-    transformer train copy --steps 400 --out runs/copy
+    transformer train copy --max-steps 400 --out runs/copy
     transformer generate --checkpoint runs/copy --input "3 5 7 9"
 
-Bad arguments exit with status 2 and a one-line reason on stderr, as argparse does, including
-values argparse cannot check by itself (a missing checkpoint, tokens outside the vocabulary).
+``train`` reads the tasks table (:data:`transformer.tasks.TASKS`): one subcommand per task,
+whose options are the fields of the task's recipe (``max_steps`` becomes ``--max-steps``,
+with the field's type, default and help).
+
+Exit status: 0 on success; 2 for a bad argument, with a one-line reason on stderr, as argparse
+does, also for values argparse cannot check alone (a recipe or model configuration that does
+not hold together, a missing checkpoint, tokens outside the vocabulary); 1 with one line
+``transformer CMD: error: ...`` when running fails for a known reason (:data:`RUNTIME_ERRORS`).
+Any other exception is a bug, and shows its traceback.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from transformer.model import (
     DecoderOnlyTransformer,
@@ -26,6 +36,8 @@ from transformer.model import (
     TransformerConfig,
     count_parameters,
 )
+from transformer.tasks import TASKS, Recipe, Task
+from transformer.training.checkpoint import CheckpointError
 
 PRESETS = {"base": TransformerConfig.paper_base, "big": TransformerConfig.paper_big,
            "tiny": TransformerConfig.tiny}
@@ -34,9 +46,18 @@ CHECKPOINT_DIR = "checkpoint"  # transformer.training.checkpoint format (safeten
 METRICS_FILE = "metrics.jsonl"  # one JSON object per training step
 RUN_FORMAT = "executable-transformer-run/1"
 
+# Failures while running that are no bug of ours: reported in one line, exit status 1. Modules
+# with their own family of such errors add it here (a dataset that cannot be fetched, ...).
+RUNTIME_ERRORS: tuple[type[Exception], ...] = (CheckpointError, OSError,
+                                               torch.cuda.OutOfMemoryError)
 
-class UsageError(ValueError):
+
+class UsageError(Exception):
     """A command-line value that argparse could not check (reported with exit status 2)."""
+
+
+def _reason(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def _positive_int(text: str) -> int:
@@ -49,29 +70,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _device(name: str) -> Any:
-    import torch
-
+def _device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -85,7 +84,10 @@ def _device(name: str) -> Any:
 
 
 def _info(args: argparse.Namespace) -> int:
-    cfg = PRESETS[args.preset](vocab_size=args.vocab_size)
+    try:
+        cfg = PRESETS[args.preset](vocab_size=args.vocab_size)
+    except ValueError as err:
+        raise UsageError(_reason(err)) from None
     model = DecoderOnlyTransformer(cfg) if args.decoder_only else Transformer(cfg)
     kind = "decoder-only" if args.decoder_only else "encoder-decoder"
     print(f"{kind} Transformer, preset {args.preset!r}: N={cfg.n_layers}, d_model={cfg.d_model}, "
@@ -96,75 +98,36 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-# -------------------------------------------------------------------------------------- train
+def _add_info_parser(sub: Any) -> None:
+    info = sub.add_parser("info", help="print a model summary and its parameter counts",
+                          description="Print a model summary and its parameter counts.")
+    info.add_argument("--preset", choices=sorted(PRESETS), default="base",
+                      help="model size (default: base, the paper's base model)")
+    info.add_argument("--vocab-size", type=int, default=37000,
+                      help="shared vocabulary size (default: 37000, as in the paper)")
+    info.add_argument("--decoder-only", action="store_true", help="a GPT-style model instead")
+    info.set_defaults(func=_info)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so it is never half-written."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+# ---------------------------------------------------------------------------------- run format
+# What `train` writes and `generate` reads: config.json (model configuration, recipe, results)
+# beside a transformer.training checkpoint. Only these three functions know the layout.
 
 
-def _train(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    from transformer.data.synthetic import TaskRecipe, exact_match_rate, train_until_exact_match
-    from transformer.training import Trainer, seed_everything
-
-    recipe = TaskRecipe(task=args.task, vocab_size=args.vocab_size, seq_len=args.seq_len,
-                        min_len=args.min_len, batch_size=args.batch_size, d_model=args.d_model,
-                        n_heads=args.n_heads, d_ff=args.d_ff, n_layers=args.n_layers,
-                        warmup_steps=args.warmup_steps, lr_factor=args.lr_factor,
-                        label_smoothing=args.label_smoothing, max_steps=args.steps,
-                        seed=args.seed)
-    model_config = recipe.model_config()  # raises ValueError, e.g. d_model % n_heads != 0
-    device = _device(args.device) if args.device else None
-    out = Path(args.out) if args.out is not None else Path("runs") / args.task
+def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
                                               and not (out / RUN_FILE).is_file())):
         raise UsageError(f"argument --out: {out} exists and is not a training run of this "
                          "command; choose a new directory")
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / METRICS_FILE).unlink(missing_ok=True)
-    seed_everything(recipe.seed)
-    model = Transformer(model_config)
-    train_config = recipe.train_config(device=None if device is None else str(device),
-                                       progress=False, log_path=str(out / METRICS_FILE))
-    trainer = Trainer(model, train_config, recipe.data())
-    # Early stopping looks at validation sequences; the exact match reported is on others.
-    validation = recipe.data().held_out(args.eval_size, seed=recipe.seed + 2)
-    test = recipe.data().held_out(args.eval_size)
-    with tqdm(total=recipe.max_steps, desc=f"train {recipe.task}", unit="step",
-              disable=args.no_progress) as bar:
-        def show(metrics: list[dict[str, float]]) -> None:
-            bar.update(len(metrics))
-            bar.set_postfix(loss=f"{metrics[-1]['loss']:.3f}",
-                            valid_exact_match=f"{metrics[-1]['exact_match']:.1%}")
 
-        history = train_until_exact_match(trainer, validation, eval_every=args.eval_every,
-                                          target=None if args.no_early_stop else 1.0,
-                                          on_eval=show)
+def _save_run(out: Path, trainer: Any, model_config: TransformerConfig,
+              results: dict[str, Any]) -> None:
     trainer.save(out / CHECKPOINT_DIR)
-    em = exact_match_rate(model, test)
-    _write_json(out / RUN_FILE, {"format": RUN_FORMAT, "model": model_config.to_dict(),
-                                 "recipe": recipe.to_dict(), "steps": trainer.step,
-                                 "final_loss": history[-1]["loss"], "exact_match": em,
-                                 "eval_size": args.eval_size})
-    stopped = " (stopped early: every validation sequence copied exactly)" \
-        if trainer.step < recipe.max_steps else ""
-    print(f"trained {recipe.task} for {trainer.step} steps{stopped}: final loss "
-          f"{history[-1]['loss']:.4f}; exact match on {args.eval_size} held-out sequences "
-          f"(greedy): {em:.1%}")
-    print(f"saved to {out}/ ({RUN_FILE}, {CHECKPOINT_DIR}/, {METRICS_FILE})")
-    return 0
-
-
-# ----------------------------------------------------------------------------------- generate
+    data = {"format": RUN_FORMAT, "model": model_config.to_dict(), **results}
+    tmp = out / (RUN_FILE + ".tmp")  # written whole, then renamed into place
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / RUN_FILE)
 
 
 def load_run(directory: str | os.PathLike[str], device: Any = "cpu") -> Transformer:
@@ -173,7 +136,7 @@ def load_run(directory: str | os.PathLike[str], device: Any = "cpu") -> Transfor
     Raises:
         UsageError: ``directory`` holds no ``config.json`` or no checkpoint, or they do not fit.
     """
-    from transformer.training.checkpoint import CheckpointError, load_checkpoint
+    from transformer.training.checkpoint import load_checkpoint
 
     run = Path(directory)
     if not (run / RUN_FILE).is_file():
@@ -186,12 +149,136 @@ def load_run(directory: str | os.PathLike[str], device: Any = "cpu") -> Transfor
         model = Transformer(TransformerConfig(**data["model"]))
         load_checkpoint(run / CHECKPOINT_DIR, model, map_location=device)
     except (ValueError, TypeError, KeyError, CheckpointError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"argument --checkpoint: cannot load {run}: {reason}") from None
+        raise UsageError(f"argument --checkpoint: cannot load {run}: {_reason(err)}") from None
     return model.to(device).eval()
 
 
-def _parse_tokens(text: str, vocab_size: int) -> list[int]:
+# -------------------------------------------------------------------------------------- train
+
+
+def _option_type(recipe: type[Recipe], name: str, kind: type, optional: bool
+                 ) -> Callable[[str], Any]:
+    """Text -> the field's type, checked against the field's range (argparse names the option
+    in the message)."""
+
+    def convert(text: str) -> Any:
+        if optional and text.lower() == "none":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        problem = recipe.problem(name, value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return convert
+
+
+def _add_recipe_options(parser: argparse.ArgumentParser, recipe: type[Recipe]) -> None:
+    """One option per field of ``recipe``: ``--kebab-case`` name, type from the annotation,
+    default from the field, help from its ``metadata["help"]``; the task's own fields first,
+    then the training settings every :class:`~transformer.tasks.Recipe` has."""
+    common = {f.name for f in fields(Recipe)}
+    own = parser.add_argument_group(f"{recipe.__name__} settings")
+    training = parser.add_argument_group("training settings")
+    for f in fields(recipe):
+        group = training if f.name in common else own
+        kind, optional = recipe.field_type(f.name)
+        flag = "--" + f.name.replace("_", "-")
+        default = None if f.default is MISSING else f.default
+        shown = "none" if default is None else default
+        text = f.metadata.get("help", "").replace("%", "%%") + f" (default: {shown})"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                               help=text)
+        else:
+            group.add_argument(flag, type=_option_type(recipe, f.name, kind, optional),
+                               default=default, metavar=kind.__name__.upper(), help=text)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from transformer.tasks import train_until
+    from transformer.training import Trainer, seed_everything
+
+    task: Task = TASKS[args.task]
+    out = Path(args.out) if args.out is not None else Path("runs") / task.name
+    _check_out(out)
+    device = _device(args.device) if args.device else None
+    try:  # the run's settings must hold together: else exit 2, before any work
+        recipe = task.recipe(**{f.name: getattr(args, f.name) for f in fields(task.recipe)})
+        model_config = task.model_config(recipe)
+        train_config = recipe.train_config(device=None if device is None else str(device),
+                                           progress=False, log_path=str(out / METRICS_FILE))
+    except ValueError as err:
+        raise UsageError(_reason(err)) from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    seed_everything(recipe.seed)
+    model = task.model(model_config)
+    trainer = Trainer(model, train_config, task.data(recipe, "train"))
+    # Early stopping looks at the validation data; the score reported is on the test data.
+    validation, test = task.data(recipe, "valid"), task.data(recipe, "test")
+    metric = task.metric
+    with tqdm(total=recipe.max_steps, desc=f"train {task.name}", unit="step",
+              disable=args.no_progress) as bar:
+        def show(metrics: list[dict[str, float]]) -> None:
+            bar.update(len(metrics))
+            bar.set_postfix(loss=f"{metrics[-1]['loss']:.3f}",
+                            **{f"valid_{metric.name}": metric.fmt.format(metrics[-1][metric.name])})
+
+        history = train_until(trainer, validation, metric, eval_every=recipe.eval_every,
+                              early_stop=not args.no_early_stop, on_eval=show)
+    score = metric.compute(model, test)
+    _save_run(out, trainer, model_config, {
+        "task": task.name, "recipe": recipe.to_dict(), "steps": trainer.step,
+        "final_loss": history[-1]["loss"], metric.name: score})
+    stopped = (f" (stopped early: validation {metric.name} reached "
+               f"{metric.fmt.format(metric.target)})" if trainer.step < recipe.max_steps else "")
+    print(f"trained {task.name} for {trainer.step} steps{stopped}: final loss "
+          f"{history[-1]['loss']:.4f}; test {metric.name}: {metric.fmt.format(score)}")
+    print(f"saved to {out}/ ({RUN_FILE}, {CHECKPOINT_DIR}/, {METRICS_FILE})")
+    return 0
+
+
+def _add_train_parser(sub: Any) -> None:
+    train = sub.add_parser(
+        "train", help="train a model on a task of the tasks table",
+        description="Train a model on a task, save it, and print its score on held-out test "
+        "data. Training stops early once the score on validation data reaches the task's "
+        "target (every sequence exact, for copy, reverse and sort). `transformer train TASK "
+        "--help` lists the task's settings.")
+    tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    for task in TASKS.values():
+        p = tasks.add_parser(task.name, help=task.description,
+                             description=f"Train on the {task.name} task: {task.description}. "
+                             f"Metric: {task.metric.name}.")
+        _add_recipe_options(p, task.recipe)
+        run = p.add_argument_group("run")
+        run.add_argument("--no-early-stop", action="store_true",
+                         help="train all --max-steps, even once the validation score reaches "
+                         "the target")
+        run.add_argument("--out", default=None, metavar="DIR",
+                         help=f"directory for {RUN_FILE}, the checkpoint and {METRICS_FILE} "
+                         "(default: runs/TASK)")
+        run.add_argument("--device", default=None,
+                         help="torch device, e.g. cpu or cuda (default: cuda if available)")
+        run.add_argument("--threads", type=_positive_int, default=None,
+                         help="CPU threads for torch (default: torch's choice)")
+        run.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.set_defaults(func=_train)
+
+
+# ----------------------------------------------------------------------------------- generate
+
+
+def _parse_tokens(text: str, config: TransformerConfig) -> list[int]:
     from transformer.data.synthetic import FIRST_TOKEN
 
     try:
@@ -201,30 +288,50 @@ def _parse_tokens(text: str, vocab_size: int) -> list[int]:
                          f"{text!r}") from None
     if not ids:
         raise UsageError("argument --input: expected at least one token id, got none")
-    bad = [i for i in ids if not FIRST_TOKEN <= i < vocab_size]
+    bad = [i for i in ids if not FIRST_TOKEN <= i < config.vocab_size]
     if bad:
-        raise UsageError(f"argument --input: token ids must be in [{FIRST_TOKEN}, {vocab_size}) "
-                         f"for this model (0-2 are PAD, BOS, EOS), got {bad}")
+        raise UsageError(f"argument --input: token ids must be in [{FIRST_TOKEN}, "
+                         f"{config.vocab_size}) for this model (0-2 are PAD, BOS, EOS), "
+                         f"got {bad}")
+    if len(ids) > config.max_len:
+        raise UsageError(f"argument --input: at most {config.max_len} tokens fit this model's "
+                         f"positional table, got {len(ids)}")
     return ids
 
 
 def _generate(args: argparse.Namespace) -> int:
-    import torch
-
     from transformer.data.synthetic import BOS, EOS, PAD
-    from transformer.generation import beam_search, greedy_decode
+    from transformer.tasks.base import _decode
 
     device = _device(args.device) if args.device else torch.device("cpu")
     model = load_run(args.checkpoint, device)
-    ids = _parse_tokens(args.input, model.config.vocab_size)
+    ids = _parse_tokens(args.input, model.config)
+    if args.max_len is not None and args.max_len > model.config.max_len:
+        raise UsageError(f"argument --max-len: at most {model.config.max_len} new tokens fit "
+                         f"this model's positional table, got {args.max_len}")
     src = torch.tensor([ids], device=device)  # (1, src_len)
-    if args.beam_size == 1:
-        out = greedy_decode(model, src, max_new_tokens=args.max_len, bos_id=BOS, eos_id=EOS)
-    else:
-        out = beam_search(model, src, beam_size=args.beam_size, max_new_tokens=args.max_len,
-                          bos_id=BOS, eos_id=EOS).sequences
+    out = _decode(model, src, bos_id=BOS, eos_id=EOS, beam_size=args.beam_size,
+                  max_new_tokens=args.max_len)
     print(" ".join(str(i) for i in out[0].tolist() if i not in (EOS, PAD)))
     return 0
+
+
+def _add_generate_parser(sub: Any) -> None:
+    generate = sub.add_parser(
+        "generate", help="decode a source sequence with a model saved by `train`",
+        description="Load a model saved by `transformer train` and print the token ids it "
+        "generates for one source sequence (EOS and padding left out).")
+    generate.add_argument("--checkpoint", required=True, metavar="DIR",
+                          help="the --out directory of `transformer train`")
+    generate.add_argument("--input", required=True, metavar="IDS",
+                          help='source token ids separated by spaces, e.g. "3 5 7 9"')
+    generate.add_argument("--beam-size", type=_positive_int, default=1,
+                          help="1 for greedy decoding, more for beam search (§6.1) "
+                          "(default: %(default)s)")
+    generate.add_argument("--max-len", type=_positive_int, default=None,
+                          help="most tokens to generate (default: input length + 50, §6.1)")
+    generate.add_argument("--device", default=None, help="torch device (default: cpu)")
+    generate.set_defaults(func=_generate)
 
 
 # --------------------------------------------------------------------------------------- data
@@ -299,110 +406,33 @@ def _add_data_parser(sub: Any) -> None:
 
 # ------------------------------------------------------------------------------------- parser
 
+COMMANDS = (_add_info_parser, _add_train_parser, _add_generate_parser, _add_data_parser)  # one per subcommand
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``transformer`` command."""
-    from transformer.data.synthetic import TASKS, TaskRecipe
-
     parser = argparse.ArgumentParser(
         prog="transformer",
         description="The Executable Transformer: models from 'Attention Is All You Need'.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    info = sub.add_parser("info", help="print a model summary and its parameter counts",
-                          description="Print a model summary and its parameter counts.")
-    info.add_argument("--preset", choices=sorted(PRESETS), default="base",
-                      help="model size (default: base, the paper's base model)")
-    info.add_argument("--vocab-size", type=int, default=37000,
-                      help="shared vocabulary size (default: 37000, as in the paper)")
-    info.add_argument("--decoder-only", action="store_true", help="a GPT-style model instead")
-    info.set_defaults(func=_info)
-
-    r = TaskRecipe()  # the defaults of `train`
-    train = sub.add_parser(
-        "train", help="train a small encoder-decoder on a synthetic task",
-        description="Train a small encoder-decoder on a synthetic task (copy, reverse or sort "
-        "random token sequences), save it, and print its exact match on held-out sequences. "
-        "Training stops early once the model decodes every validation sequence exactly; "
-        "the defaults get there on the copy task in a few hundred steps on a CPU.")
-    train.add_argument("task", choices=TASKS, help="what the target is: the source copied, "
-                       "reversed, or sorted")
-    train.add_argument("--steps", type=_positive_int, default=r.max_steps,
-                       help="optimizer steps (default: %(default)s)")
-    train.add_argument("--batch-size", type=_positive_int, default=r.batch_size,
-                       help="sequences per step (default: %(default)s)")
-    train.add_argument("--seq-len", type=_positive_int, default=r.seq_len,
-                       help="source length (the longest, with --min-len) (default: %(default)s)")
-    train.add_argument("--min-len", type=_positive_int, default=r.min_len,
-                       help="draw each source length from MIN_LEN..SEQ_LEN (default: fixed)")
-    train.add_argument("--vocab-size", type=_positive_int, default=r.vocab_size,
-                       help="vocabulary size, PAD=0, BOS=1 and EOS=2 included, >= 4 "
-                       "(default: %(default)s)")
-    train.add_argument("--d-model", type=_positive_int, default=r.d_model,
-                       help="model width (default: %(default)s)")
-    train.add_argument("--n-heads", type=_positive_int, default=r.n_heads,
-                       help="attention heads h (default: %(default)s)")
-    train.add_argument("--d-ff", type=_positive_int, default=r.d_ff,
-                       help="feed-forward inner width (default: %(default)s)")
-    train.add_argument("--n-layers", type=_positive_int, default=r.n_layers,
-                       help="layers N in the encoder and in the decoder (default: %(default)s)")
-    train.add_argument("--warmup-steps", type=_positive_int, default=r.warmup_steps,
-                       help="warm-up of the eq. 3 learning-rate schedule (default: %(default)s)")
-    train.add_argument("--lr-factor", type=_positive_float, default=r.lr_factor,
-                       help="factor on the eq. 3 learning rate (default: %(default)s)")
-    train.add_argument("--label-smoothing", type=_unit_float, default=r.label_smoothing,
-                       help="epsilon_ls of the loss (§5.4) (default: %(default)s)")
-    train.add_argument("--seed", type=int, default=r.seed,
-                       help="seed of the data, the initial weights and dropout "
-                       "(default: %(default)s)")
-    train.add_argument("--eval-size", type=_positive_int, default=1000,
-                       help="held-out sequences for the final exact match, and as many "
-                       "validation sequences for early stopping (default: %(default)s)")
-    train.add_argument("--eval-every", type=_positive_int, default=50,
-                       help="steps between two exact-match checks on the validation "
-                       "sequences (default: %(default)s)")
-    train.add_argument("--no-early-stop", action="store_true",
-                       help="train all --steps, even once every validation sequence is "
-                       "decoded exactly")
-    train.add_argument("--out", default=None, metavar="DIR",
-                       help="directory for config.json, the checkpoint and metrics.jsonl "
-                       "(default: runs/TASK)")
-    train.add_argument("--device", default=None,
-                       help="torch device, e.g. cpu or cuda (default: cuda if available)")
-    train.add_argument("--threads", type=_positive_int, default=None,
-                       help="CPU threads for torch (default: torch's choice)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(func=_train)
-
-    generate = sub.add_parser(
-        "generate", help="decode a source sequence with a model saved by `train`",
-        description="Load a model saved by `transformer train` and print the token ids it "
-        "generates for one source sequence (EOS and padding left out).")
-    generate.add_argument("--checkpoint", required=True, metavar="DIR",
-                          help="the --out directory of `transformer train`")
-    generate.add_argument("--input", required=True, metavar="IDS",
-                          help='source token ids separated by spaces, e.g. "3 5 7 9"')
-    generate.add_argument("--beam-size", type=_positive_int, default=1,
-                          help="1 for greedy decoding, more for beam search (§6.1) "
-                          "(default: %(default)s)")
-    generate.add_argument("--max-len", type=_positive_int, default=None,
-                          help="most tokens to generate (default: input length + 50, §6.1)")
-    generate.add_argument("--device", default=None, help="torch device (default: cpu)")
-    generate.set_defaults(func=_generate)
-    _add_data_parser(sub)
+    for add_parser in COMMANDS:
+        add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 for bad arguments, as argparse does)."""
+    """Entry point; returns the exit status: 0, or 1 when running fails for a known reason
+    (:data:`RUNTIME_ERRORS`). Bad arguments exit with status 2, as argparse does."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad values that argparse cannot see, e.g. vocab_size <= 0
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        parser.exit(2, f"transformer {args.command}: error: {reason}\n")
-    return 2  # unreachable; keeps type checkers happy
+    except UsageError as err:  # bad values that argparse cannot see alone
+        parser.exit(2, f"transformer {args.command}: error: {err}\n")
+    except RUNTIME_ERRORS as err:
+        print(f"transformer {args.command}: error: {_reason(err)}", file=sys.stderr)
+        return 1
+    return 2  # unreachable: parser.exit raises SystemExit
 
 
 if __name__ == "__main__":

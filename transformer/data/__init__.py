@@ -1,8 +1,9 @@
-"""Data for training and testing the model: the dataset registry and its download cache
-(Multi30k, Tiny Shakespeare, WikiText-2, SQuAD; ``datasets``), and synthetic tasks with exact
-answers (copy, reverse, sort) with the five-word seed example (``synthetic``). ``datasets``
-builds on nothing of ours; ``synthetic`` builds on the model, the trainer and decoding, which
-never import it."""
+"""Data only, building on nothing of ours but torch and its libraries: the dataset registry and
+its download cache (Multi30k, Tiny Shakespeare, WikiText-2, SQuAD; ``datasets``), tokenizers
+(characters, byte-level BPE; ``tokenizers``), pretrained word vectors (``vectors``), the SQuAD
+reader (``squad``), and synthetic tasks with exact answers (copy, reverse, sort) with the
+five-word seed example (``synthetic``). The recipes that train on them and their metrics live in
+:mod:`transformer.tasks`."""
 
 from transformer.data.datasets import (
     DATASETS,
@@ -24,14 +25,13 @@ from transformer.data.synthetic import (
     EOS,
     FIRST_TOKEN,
     PAD,
+    SYNTHETIC_TASKS,
     SyntheticTask,
-    TaskRecipe,
-    exact_match,
-    exact_match_rate,
     seed_example,
     synthetic_batch,
-    train_until_exact_match,
 )
+from transformer.data.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, load_tokenizer
+from transformer.data.vectors import VectorsReport, load_pretrained_embedding, read_word_vectors
 
 __all__ = [
     "BOS",
@@ -39,23 +39,27 @@ __all__ = [
     "EOS",
     "FIRST_TOKEN",
     "PAD",
+    "SYNTHETIC_TASKS",
     "Archive",
+    "BPETokenizer",
+    "CharTokenizer",
     "Dataset",
     "DatasetError",
     "RemoteFile",
     "SyntheticTask",
-    "TaskRecipe",
+    "Tokenizer",
+    "VectorsReport",
     "cache_dir",
-    "exact_match",
-    "exact_match_rate",
     "fetch",
     "fetch_all",
+    "load_pretrained_embedding",
+    "load_tokenizer",
     "multi30k",
     "read_parallel",
+    "read_word_vectors",
     "seed_example",
     "status",
     "synthetic_batch",
     "tiny_shakespeare",
-    "train_until_exact_match",
     "wikitext2",
 ]

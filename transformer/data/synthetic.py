@@ -4,7 +4,8 @@ A synthetic task has a known answer for every input, so a model that learns it c
 exactly: *every* output token must be right. The copy task (the target is the source) is the
 first flight of a sequence-to-sequence model: to solve it the decoder must find, through
 cross-attention, the source position it is copying, so a trained model's cross-attention is a
-diagonal (``docs/10-copy-task.md``).
+diagonal (``docs/10-copy-task.md``). This module holds data only: the recipes that train on
+it and the exact-match metric live in :mod:`transformer.tasks`.
 
 Token ids: ``PAD = 0``, ``BOS = 1`` (begin of sequence, the decoder's first input) and
 ``EOS = 2`` (end of sequence, the decoder's last output) are reserved; ordinary tokens are the
@@ -23,16 +24,10 @@ batch is ``{"tokens", "targets"}`` (:func:`seed_example`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-
-from transformer.generation import beam_search, greedy_decode
-from transformer.model import Transformer, TransformerConfig
-from transformer.training.trainer import TrainConfig, Trainer
 
 __all__ = [
     "BOS",
@@ -41,16 +36,12 @@ __all__ = [
     "PAD",
     "SEED_PAIRS",
     "SEED_VOCAB",
-    "TASKS",
+    "SYNTHETIC_TASKS",
     "SyntheticTask",
-    "TaskRecipe",
     "decode_seed_tokens",
     "encode_seed_text",
-    "exact_match",
-    "exact_match_rate",
     "seed_example",
     "synthetic_batch",
-    "train_until_exact_match",
 ]
 
 # --8<-- [start:special_tokens]
@@ -60,7 +51,7 @@ EOS = 2  # end of sequence: the decoder's last output
 FIRST_TOKEN = 3  # ordinary tokens are FIRST_TOKEN .. vocab_size - 1
 # --8<-- [end:special_tokens]
 
-TASKS = ("copy", "reverse", "sort")
+SYNTHETIC_TASKS = ("copy", "reverse", "sort")  # the target is the source copied, reversed, sorted
 
 
 def _check_int(name: str, value: object, low: int) -> None:
@@ -69,8 +60,8 @@ def _check_int(name: str, value: object, low: int) -> None:
 
 
 def _check_task(task: object) -> None:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    if task not in SYNTHETIC_TASKS:
+        raise ValueError(f"task must be one of {list(SYNTHETIC_TASKS)}, got {task!r}")
 
 
 # --8<-- [start:synthetic_batch]
@@ -175,156 +166,6 @@ class SyntheticTask:
         generator = torch.Generator().manual_seed(self.seed + 1 if seed is None else seed)
         return synthetic_batch(self.task, n, self.seq_len, self.vocab_size,
                                min_len=self.min_len, generator=generator)
-
-
-# --8<-- [start:exact_match]
-def exact_match(predicted: Tensor, tgt_out: Tensor) -> Tensor:
-    """Which rows of decoded ids equal the reference, every token and the ``EOS``.
-
-    Args:
-        predicted: ``(batch, any_len)`` decoded ids, without the leading ``BOS`` (what
-            :func:`~transformer.generation.greedy_decode` returns); anything after the
-            reference's ``EOS`` is ignored, and a row too short to hold it is wrong.
-        tgt_out: ``(batch, tgt_len)`` the reference: target + ``EOS``, padded with ``PAD``.
-
-    Returns:
-        ``(batch,)`` bool.
-
-    Raises:
-        ValueError: either tensor is not 2-D, or their batch sizes differ.
-    """
-    if predicted.dim() != 2 or tgt_out.dim() != 2 or predicted.shape[0] != tgt_out.shape[0]:
-        raise ValueError("predicted and tgt_out must be (batch, len) with the same batch, got "
-                         f"{tuple(predicted.shape)} and {tuple(tgt_out.shape)}")
-    width = tgt_out.shape[1]
-    missing = max(width - predicted.shape[1], 0)  # a short row is padded, so it cannot match
-    predicted = torch.nn.functional.pad(predicted, (0, missing), value=PAD)[:, :width]
-    counts = tgt_out != PAD                                           # (batch, tgt_len)
-    return ((predicted == tgt_out) | ~counts).all(dim=1)
-# --8<-- [end:exact_match]
-
-
-def exact_match_rate(model: Transformer, batch: dict[str, Tensor], *, beam_size: int = 1) -> float:
-    """Share of ``batch``'s sources that ``model`` turns into exactly ``tgt_out``.
-
-    Decodes greedily (``beam_size=1``) or with beam search (§6.1), at most ``tgt_len`` tokens,
-    stopping at ``EOS``; dropout is off while decoding.
-
-    Args:
-        model: a trained :class:`~transformer.model.Transformer`.
-        batch: ``{"src": (batch, src_len), "tgt_out": (batch, tgt_len), ...}``.
-        beam_size: ``1`` for greedy decoding, more for beam search.
-
-    Raises:
-        ValueError: as :func:`~transformer.generation.greedy_decode` and :func:`exact_match`.
-    """
-    device = next(model.parameters()).device
-    src, tgt_out = batch["src"].to(device), batch["tgt_out"].to(device)
-    steps = tgt_out.shape[1]
-    if beam_size == 1:
-        out = greedy_decode(model, src, max_new_tokens=steps, bos_id=BOS, eos_id=EOS)
-    else:
-        out = beam_search(model, src, beam_size=beam_size, max_new_tokens=steps, bos_id=BOS,
-                          eos_id=EOS).sequences
-    return exact_match(out, tgt_out).float().mean().item()
-
-
-# --8<-- [start:train_until]
-def train_until_exact_match(
-    trainer: Trainer,
-    held_out: dict[str, Tensor],
-    *,
-    eval_every: int = 50,
-    target: float | None = 1.0,
-    on_eval: Callable[[list[dict[str, float]]], None] | None = None,
-) -> list[dict[str, float]]:
-    """Train ``trainer.model`` in rounds of ``eval_every`` steps until it decodes ``target``
-    of ``held_out`` exactly (greedy), or until ``trainer.config.max_steps``.
-
-    Args:
-        trainer: a :class:`~transformer.training.Trainer` of a
-            :class:`~transformer.model.Transformer`.
-        held_out: ``{"src", "tgt_out", ...}`` examples the decoding is checked on.
-        eval_every: optimizer steps between two checks.
-        target: the exact match that ends training (1.0: every sequence); ``None`` trains
-            until ``max_steps``.
-        on_eval: called with the metrics of each round, e.g. to show progress.
-
-    Returns:
-        The trainer's metrics of every step; the last step of each round also holds its
-        ``"exact_match"``.
-
-    Raises:
-        ValueError: ``eval_every`` < 1 or ``target`` outside ``(0, 1]``.
-    """
-    _check_int("eval_every", eval_every, 1)
-    if target is not None and not 0 < target <= 1:
-        raise ValueError(f"target must be in (0, 1], got {target!r}")
-    history: list[dict[str, float]] = []
-    while trainer.step < trainer.config.max_steps:
-        until = min(trainer.step + eval_every, trainer.config.max_steps)
-        metrics = trainer.train(until_step=until)
-        metrics[-1]["exact_match"] = exact_match_rate(trainer.model, held_out)
-        history += metrics
-        if on_eval is not None:
-            on_eval(metrics)
-        if target is not None and metrics[-1]["exact_match"] >= target:
-            break
-    return history
-# --8<-- [end:train_until]
-
-
-# --8<-- [start:recipe]
-@dataclass(frozen=True)
-class TaskRecipe:
-    """Settings that learn a synthetic task quickly on a CPU (``benchmarks/copy_task.py``).
-
-    The sizes of :meth:`TransformerConfig.tiny` with one layer instead of two (the copy task
-    needs a single cross-attention hop), trained with the paper's Adam, eq. 3 schedule and
-    label smoothing ε_ls = 0.1 (§5.3–5.4), but warmed up for 100 steps instead of 4000.
-    """
-
-    task: str = "copy"
-    vocab_size: int = 13  # 10 ordinary tokens + PAD, BOS, EOS
-    seq_len: int = 10
-    min_len: int | None = 1  # lengths 1..seq_len, so the model must also learn where to stop
-    batch_size: int = 64
-    d_model: int = 32
-    n_heads: int = 4
-    d_ff: int = 64
-    n_layers: int = 1
-    warmup_steps: int = 100
-    lr_factor: float = 1.0
-    label_smoothing: float = 0.1
-    max_steps: int = 1000
-    seed: int = 0
-
-    def data(self) -> SyntheticTask:
-        """The endless stream of training batches."""
-        return SyntheticTask(self.task, vocab_size=self.vocab_size, seq_len=self.seq_len,
-                             batch_size=self.batch_size, min_len=self.min_len, seed=self.seed)
-
-    def model_config(self) -> TransformerConfig:
-        """A :meth:`TransformerConfig.tiny` (no dropout) with this recipe's sizes."""
-        return TransformerConfig.tiny(vocab_size=self.vocab_size, d_model=self.d_model,
-                                      n_heads=self.n_heads, d_ff=self.d_ff,
-                                      n_layers=self.n_layers, pad_id=PAD)
-
-    def train_config(self, **changes: Any) -> TrainConfig:
-        """The :class:`~transformer.training.TrainConfig`; ``changes`` override fields."""
-        settings: dict[str, Any] = dict(
-            max_steps=self.max_steps, warmup_steps=self.warmup_steps, lr_factor=self.lr_factor,
-            label_smoothing=self.label_smoothing, seed=self.seed)
-        return TrainConfig(**(settings | changes))
-# --8<-- [end:recipe]
-
-    def __post_init__(self) -> None:
-        self.data()  # validates the data settings
-        _check_int("max_steps", self.max_steps, 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dictionary (JSON-ready)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 # --8<-- [start:seed_example]
