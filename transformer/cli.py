@@ -406,7 +406,8 @@ def _add_data_parser(sub: Any) -> None:
 
 # ------------------------------------------------------------------------------------- parser
 
-COMMANDS = (_add_info_parser, _add_train_parser, _add_generate_parser, _add_data_parser)  # one per subcommand
+# one per subcommand
+COMMANDS = (_add_info_parser, _add_train_parser, _add_generate_parser, _add_data_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,10 +31,10 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import decoders, models, pre_tokenizers, trainers
+if TYPE_CHECKING:  # HF `tokenizers` is imported when a BPE tokenizer is built or loaded
+    from tokenizers import Tokenizer as HFTokenizer
 
 __all__ = [
     "BOS",
@@ -354,6 +354,9 @@ class BPETokenizer(Tokenizer):
             TypeError: if a text is not a str.
         """
         specials = _check_specials(specials)
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
+
         alphabet = pre_tokenizers.ByteLevel.alphabet()  # one printable stand-in per byte
         smallest = len(alphabet) + len(specials)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) \
@@ -417,6 +420,8 @@ class BPETokenizer(Tokenizer):
             if kind != "ByteLevel":
                 raise ValueError(f"{path}: hf_tokenizer.{part} must be ByteLevel, got {kind!r}")
         try:
+            from tokenizers import Tokenizer as HFTokenizer
+
             hf = HFTokenizer.from_str(json.dumps(hf_state))
         except Exception as err:  # the Rust library raises a bare Exception
             raise ValueError(f"{path}: hf_tokenizer is not a valid Hugging Face tokenizer: "
