@@ -311,3 +311,16 @@ def test_release_workflow_references_no_secret_or_token():
     for word in ("secrets.", "password", "api-token", "api_token", "GITHUB_TOKEN", "TWINE_"):
         assert word.lower() not in code.lower(), word
     assert _release_workflow()["permissions"] == {"contents": "read"}
+
+
+def test_extras_named_in_the_readme_and_the_book_exist():
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    extras = set(read_configuration(REPO / "pyproject.toml")["project"]["optional-dependencies"])
+    pattern = re.compile(r'(?:executable-transformer|"\.|`)\[([a-z][a-z0-9,-]*)\]')
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        named = {e for group in pattern.findall(path.read_text(encoding="utf-8"))
+                 for e in group.split(",")}
+        assert named <= extras, f"{path.name} names missing extras {sorted(named - extras)}"
+    index = (REPO / "docs" / "index.md").read_text(encoding="utf-8")
+    assert {e for g in pattern.findall(index) for e in g.split(",")} == extras
