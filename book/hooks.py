@@ -5,7 +5,13 @@
 * ``on_files``: serve MathJax 3 from the site itself (files of the ``django-static-mathjax``
   wheel, added as site files, so ``mkdocs build`` and ``mkdocs serve`` both carry them), and add
   one generated notebook per chapter under ``notebooks/``.
-* ``on_page_markdown``: put the "Run this chapter as a notebook" link under the chapter's title.
+  Each notebook's first code cell installs the package the book was built from
+  (``book.notebooks.package_source``: the PyPI release once CHANGELOG.md dates the version, else
+  the repository at the commit checked out).
+* ``on_page_markdown``: put the "Run this chapter as a notebook" link (a download of the notebook
+  built with the page) and an "Open in Colab" link under the chapter's title. Colab opens
+  notebooks from GitHub only: the link points at the copy that the deploy job of
+  ``.github/workflows/book.yml`` pushes to the ``notebooks`` branch with each published site.
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ if str(ROOT) not in sys.path:
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
 
-from book.notebooks import chapter_notebook, notebook_name  # noqa: E402
+from book.notebooks import (  # noqa: E402
+    chapter_notebook,
+    colab_url,
+    notebook_name,
+    package_source,
+)
 
 log = logging.getLogger("mkdocs.hooks.book")
 
@@ -80,6 +91,8 @@ def on_files(files: Files, config) -> Files:
 
     _notebooks.clear()
     snippet_config = config.mdx_configs.get("pymdownx.snippets", {})
+    source = package_source(ROOT)
+    log.info("notebooks install %s", source.requirement)
     for page_file in list(files.documentation_pages()):
         if not page_file.src_uri.endswith(".md") or page_file.abs_src_path is None:
             continue  # notebooks rendered by mkdocs-jupyter are pages too
@@ -88,7 +101,7 @@ def on_files(files: Files, config) -> Files:
             raise PluginError(f"{target} would hide docs/{target}: rename one of them")
         markdown = Path(page_file.abs_src_path).read_text(encoding="utf-8")
         try:
-            notebook = chapter_notebook(markdown, snippet_config=snippet_config)
+            notebook = chapter_notebook(markdown, snippet_config=snippet_config, source=source)
         except Exception as error:  # a broken snippet path, say: name the page
             raise PluginError(f"notebook of {page_file.src_uri}: {error}") from error
         content = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
@@ -108,6 +121,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     link = (
         f"[Run this chapter as a notebook]({href}){{ .md-button .book-notebook-link "
         f'download="{name}" title="Download {name}: the runnable code of this chapter" }}\n'
+        f"[Open in Colab]({colab_url(name)}){{ .md-button .book-notebook-link .book-colab-link "
+        f'title="Open {name} in Google Colab (the notebook of the published book)" }}\n'
     )
     lines = markdown.splitlines(keepends=True)
     in_fence = False

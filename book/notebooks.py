@@ -12,37 +12,189 @@ exactly the code the tests run:
 Fences are found with markdown-it in CommonMark mode, as pytest-markdown-docs finds them: a fence
 indented inside an admonition is an indented code block there, so it is neither tested nor a
 code cell.
+
+Before the chapter's code, every notebook gets one more code cell that installs the package in a
+form that exists, so the notebook runs wherever a reader opens it (Jupyter, Colab):
+
+* a **released** version, ``pip install executable-transformer==X.Y.Z``, when the book is built
+  from version ``X.Y.Z`` and CHANGELOG.md dates that version (``## [X.Y.Z] - YYYY-MM-DD``);
+* otherwise the repository at the commit that built the book,
+  ``pip install "executable-transformer @ git+https://github.com/OWNER/REPO@COMMIT"``.
+
+The cell skips pip when the kernel already imports ``transformer`` at that version (a clone of the
+repository, or a second run).
 """
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import nbformat
 from markdown_it import MarkdownIt
 
 __all__ = [
-    "INSTALL_NOTE",
+    "DISTRIBUTION",
+    "NOTEBOOK_BRANCH",
+    "REPOSITORY",
+    "PackageSource",
     "Segment",
     "chapter_notebook",
+    "colab_url",
     "fence_info",
+    "install_cell",
+    "is_released",
     "notebook_name",
+    "package_source",
+    "package_version",
     "runnable_fences",
     "segments",
 ]
 
 PYTHON_LANGS = ("py", "python", "python3")
 
-INSTALL_NOTE = (
-    "*This notebook is generated from a chapter of **The Executable Transformer**: its code cells "
-    "are the chapter's runnable examples, in order, and they share one kernel.* "
-    "To run it outside the book's repository, install the package first, for example with "
-    "`%pip install executable-transformer` in a new cell."
+DISTRIBUTION = "executable-transformer"  # the name on PyPI (pyproject.toml's project.name)
+REPOSITORY = "executable-transformer/executable-transformer"  # GitHub owner/name
+# The branch that .github/workflows/book.yml's deploy job force-pushes the generated notebooks to
+# (one commit, the notebooks of the deployed site at its root): Colab opens them from there.
+NOTEBOOK_BRANCH = "notebooks"
+
+_DATED_HEADING = r"^## \[{version}\] - \d{{4}}-\d{{2}}-\d{{2}}\s*$"
+
+
+@dataclass(frozen=True)
+class PackageSource:
+    """What a notebook installs: the package ``version`` and the pip ``requirement`` giving it."""
+
+    version: str
+    requirement: str
+    released: bool
+
+    @classmethod
+    def release(cls, version: str) -> PackageSource:
+        """The version published on PyPI: ``executable-transformer==version``."""
+        return cls(version, f"{DISTRIBUTION}=={version}", released=True)
+
+    @classmethod
+    def commit(cls, version: str, commit: str) -> PackageSource:
+        """The repository at ``commit`` (a hash or a branch), for a version not on PyPI."""
+        if not re.fullmatch(r"[0-9A-Za-z._/-]+", commit):
+            raise ValueError(f"commit must be a git hash or branch name, got {commit!r}")
+        url = f"git+https://github.com/{REPOSITORY}@{commit}"
+        return cls(version, f"{DISTRIBUTION} @ {url}", released=False)
+
+
+def package_version(root: Path) -> str:
+    """``transformer.__version__`` as written in ``root/transformer/__init__.py``, read without
+    importing the package (the same literal setuptools reads for the distribution's version)."""
+    tree = ast.parse((root / "transformer" / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    raise ValueError(f"{root / 'transformer' / '__init__.py'} sets no __version__ string")
+
+
+def is_released(version: str, changelog: str) -> bool:
+    """Whether CHANGELOG.md (Keep a Changelog) dates ``version``: ``## [0.1.0] - 2026-05-01``
+    means released, ``## [0.1.0] - Unreleased`` (or no heading) means not."""
+    pattern = _DATED_HEADING.format(version=re.escape(version))
+    return re.search(pattern, changelog, flags=re.MULTILINE) is not None
+
+
+def _head_commit(root: Path) -> str | None:
+    try:
+        run = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=30, check=False)
+    except OSError:  # no git
+        return None
+    return run.stdout.strip() if run.returncode == 0 else None
+
+
+def package_source(root: Path) -> PackageSource:
+    """What the notebooks of a book built from ``root`` install.
+
+    The released version when CHANGELOG.md dates ``transformer.__version__``; otherwise the
+    repository at the commit checked out in ``root`` (``git rev-parse HEAD``), or at ``main``
+    where ``root`` is no git checkout.
+    """
+    version = package_version(root)
+    changelog = root / "CHANGELOG.md"
+    if changelog.is_file() and is_released(version, changelog.read_text(encoding="utf-8")):
+        return PackageSource.release(version)
+    return PackageSource.commit(version, _head_commit(root) or "main")
+
+
+_INSTALL_CELL = Template("""\
+# Install the package this notebook was built with, unless this kernel already has it.
+import importlib
+import sys
+
+_version = "$version"
+try:
+    import transformer
+
+    _found = transformer.__version__
+except ImportError:
+    _found = None
+if _found != _version:
+    get_ipython().run_line_magic("pip", '$pip_line')
+    for _name in [n for n in sys.modules if n.split(".")[0] == "transformer"]:
+        del sys.modules[_name]  # a version imported before the install
+    importlib.invalidate_caches()
+    import transformer
+assert transformer.__version__ == _version, (
+    f"transformer {transformer.__version__} is imported, this notebook needs {_version}:"
+    " restart the kernel and run this cell again"
 )
+print(f"transformer {transformer.__version__} from {transformer.__file__}")""")
+
+
+def install_cell(source: PackageSource) -> str:
+    """The code of a notebook's first cell: ``%pip install`` the package unless the kernel
+    already imports ``transformer`` at ``source.version``; then check the version imported.
+
+    ``get_ipython().run_line_magic("pip", ...)`` is ``%pip`` written as plain Python: it installs
+    into the kernel's own environment, in Jupyter and in Colab alike. The requirement is in
+    double quotes, which both a POSIX shell and Windows' cmd understand.
+    """
+    if re.search(r"[\"'\\$`]", source.requirement + source.version):
+        raise ValueError(f"requirement or version has a quote or shell character: {source!r}")
+    pip_line = f'install --quiet "{source.requirement}"'
+    return _INSTALL_CELL.substitute(version=source.version, pip_line=pip_line)
+
+
+def colab_url(name: str) -> str:
+    """Where Colab opens the published notebook ``name`` (``09-training.ipynb``): the file at the
+    root of the ``notebooks`` branch that the book's deploy job pushes."""
+    return (
+        f"https://colab.research.google.com/github/{REPOSITORY}/blob/{NOTEBOOK_BRANCH}/{name}"
+    )
+
+
+def _install_note(source: PackageSource) -> str:
+    where = (
+        f"version {source.version} from PyPI"
+        if source.released
+        else f"version {source.version} from the book's repository, at the commit that built it"
+    )
+    return (
+        "*This notebook is generated from a chapter of **The Executable Transformer**: its code "
+        "cells are the chapter's runnable examples, in order, and they share one kernel.* "
+        f"The first code cell installs the package, {where} "
+        f"(`%pip install \"{source.requirement}\"`), unless the kernel already imports "
+        f"`transformer` {source.version}; then run the cells in order."
+    )
 
 
 @dataclass(frozen=True)
@@ -171,22 +323,30 @@ def notebook_name(src_uri: str) -> str:
 
 
 def chapter_notebook(
-    markdown: str, *, snippet_config: Mapping[str, Any], title: str | None = None
+    markdown: str,
+    *,
+    snippet_config: Mapping[str, Any],
+    source: PackageSource,
+    title: str | None = None,
 ) -> nbformat.NotebookNode:
     """Build the notebook of one chapter.
 
     Args:
         markdown: the chapter's Markdown source, as written (not yet expanded by MkDocs).
         snippet_config: the ``pymdownx.snippets`` options of the book (``base_path`` at least).
+        source: what the install cell installs (``package_source(root)`` for the book's build).
         title: shown in the first cell when given.
 
     Returns:
-        An nbformat v4 notebook: a note on how to run it, then one code cell per runnable fence
-        and Markdown cells for everything in between. Outputs are empty.
+        An nbformat v4 notebook: a note on how to run it, the install cell (``install_cell``),
+        then one code cell per runnable fence and Markdown cells for everything in between.
+        Outputs are empty.
     """
     markdown = _FRONT_MATTER.sub("", markdown, count=1)
-    note = INSTALL_NOTE if not title else f"{INSTALL_NOTE}\n\nChapter: *{title}*."
-    cells = [nbformat.v4.new_markdown_cell(note)]
+    note = _install_note(source)
+    if title:
+        note = f"{note}\n\nChapter: *{title}*."
+    cells = [nbformat.v4.new_markdown_cell(note), nbformat.v4.new_code_cell(install_cell(source))]
     for segment in segments(markdown):
         if segment.kind == "code":
             cells.append(nbformat.v4.new_code_cell(segment.text.rstrip("\n")))
