@@ -19,6 +19,7 @@ from transformer.data.synthetic import BOS, EOS, PAD
 from transformer.generation import beam_search, greedy_decode
 from transformer.tasks import TASKS, SyntheticRecipe, setting
 from transformer.training import CheckpointError, Trainer
+from transformer.training import load_run as training_load_run
 
 FAST = ["--max-steps", "8", "--eval-size", "20", "--no-progress", "--threads", "1"]
 
@@ -69,12 +70,13 @@ def test_train_defaults_are_the_recipe_defaults_and_options_reach_the_recipe():
     assert (args.min_len, args.lr_factor, args.n_layers) == (None, 0.5, 3)
 
 
-def test_train_saves_config_checkpoint_and_metrics_and_reports_exact_match(run_dir, capsys):
-    config = json.loads((run_dir / "config.json").read_text())
-    assert config["steps"] == 8 and config["task"] == "copy"
-    assert config["recipe"] == SyntheticRecipe(max_steps=8, eval_size=20).to_dict()
-    assert 0.0 <= config["exact_match"] <= 1.0
-    assert TransformerConfig(**config["model"]).vocab_size == 13
+def test_train_saves_one_checkpoint_holding_config_recipe_and_exact_match(run_dir, capsys):
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint", "metrics.jsonl"]
+    run = training_load_run(run_dir)
+    assert run.extra["step"] == 8 and run.extra["task"] == "copy"
+    assert run.extra["recipe"] == SyntheticRecipe(max_steps=8, eval_size=20).to_dict()
+    assert 0.0 <= run.extra["results"]["exact_match"] <= 1.0
+    assert run.config.vocab_size == 13 and isinstance(run.model, Transformer)
     assert {p.name for p in (run_dir / "checkpoint").iterdir()} == {"model.safetensors",
                                                                    "state.pt"}
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
@@ -102,8 +104,8 @@ def test_train_stops_early_once_every_validation_sequence_is_decoded_exactly(tmp
 
 
 def test_generate_prints_the_greedy_decoding_of_the_saved_weights(run_dir, capsys):
-    cfg = TransformerConfig(**json.loads((run_dir / "config.json").read_text())["model"])
-    model = Transformer(cfg)
+    state = torch.load(run_dir / "checkpoint" / "state.pt", weights_only=True)
+    model = Transformer(TransformerConfig(**state["model"]["config"]))
     load_model(model, run_dir / "checkpoint" / "model.safetensors")
     src = torch.tensor([[3, 5, 7, 9]])
     expected = greedy_decode(model, src, bos_id=BOS, eos_id=EOS)[0].tolist()
@@ -114,7 +116,7 @@ def test_generate_prints_the_greedy_decoding_of_the_saved_weights(run_dir, capsy
 
 
 def test_generate_with_beam_search_and_max_len(run_dir, capsys):
-    model = load_run(run_dir)
+    model = load_run(run_dir).model
     expected = beam_search(model, torch.tensor([[4, 4, 4]]), beam_size=3, max_new_tokens=2,
                            bos_id=BOS, eos_id=EOS).sequences[0].tolist()
     assert main(["generate", "--checkpoint", str(run_dir), "--input", "4 4 4",
@@ -125,7 +127,7 @@ def test_generate_with_beam_search_and_max_len(run_dir, capsys):
 
 
 def test_load_run_rebuilds_the_trained_model(run_dir):
-    model = load_run(run_dir)
+    model = load_run(run_dir).model
     assert not model.training and model.config.d_model == SyntheticRecipe().d_model
     state = torch.load(run_dir / "checkpoint" / "state.pt", weights_only=True)
     assert state["extra"]["step"] == 8
@@ -160,16 +162,17 @@ def test_train_in_a_subprocess_shows_progress_and_generate_reads_its_run(tmp_pat
     (["train", "copy", "--min-len", "11"],
      r"^transformer train: error: min_len must be an integer in \[1, seq_len=10\], got 11$"),
     (["train", "copy", "--label-smoothing", "1.5"],
-     r"argument --label-smoothing: must be a number in \[0, 1\), got 1.5"),
-    (["train", "copy", "--lr-factor", "0"], r"argument --lr-factor: must be a number > 0, got 0"),
+     r"argument --label-smoothing: must be a finite number in \[0, 1\), got 1.5"),
+    (["train", "copy", "--lr-factor", "0"],
+     r"argument --lr-factor: must be a finite number > 0, got 0"),
     (["train", "copy", "--lr-factor", "nan"],
-     r"argument --lr-factor: must be a number > 0, got nan"),
+     r"argument --lr-factor: must be a finite number > 0, got nan"),
     (["train", "copy", "--seq-len", "none"], r"argument --seq-len: invalid int value: 'none'"),
     (["train", "copy", "--device", "warp-drive"],
      r"argument --device: not a torch device: 'warp-drive'"),
     (["generate", "--input", "3 4"], r"the following arguments are required: --checkpoint"),
     (["generate", "--checkpoint", "no/such/run", "--input", "3 4"],
-     r"argument --checkpoint: no training run at no/such/run"),
+     r"argument --checkpoint: cannot load no/such/run: no checkpoint at no/such/run"),
 ])
 def test_bad_arguments_exit_2_with_a_one_line_reason(argv, reason, cli_error):
     assert re.search(reason, cli_error(argv))
@@ -205,9 +208,9 @@ def test_train_refuses_to_overwrite_a_directory_that_is_not_a_run(tmp_path, cli_
 
 
 def test_generate_refuses_a_run_whose_checkpoint_is_missing(tmp_path, run_dir, cli_error):
-    (tmp_path / "config.json").write_text((run_dir / "config.json").read_text())
+    (tmp_path / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text())
     line = cli_error(["generate", "--checkpoint", str(tmp_path), "--input", "3"])
-    assert f"argument --checkpoint: cannot load {tmp_path}: no checkpoint at" in line
+    assert f"argument --checkpoint: cannot load {tmp_path}: no checkpoint" in line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +249,8 @@ def test_options_are_derived_from_any_recipe_in_the_table(toy_task, capsys):
 
 
 @pytest.mark.parametrize(("argv", "reason"), [
-    (["--temperature", "1"], r"argument --temperature: must be a number in \(0, 1\), got 1.0"),
+    (["--temperature", "1"],
+     r"argument --temperature: must be a finite number in \(0, 1\), got 1.0"),
     (["--temperature", "warm"], r"argument --temperature: invalid float value: 'warm'"),
     (["--limit", "1"], r"argument --limit: must be an integer >= 2, got 1"),
 ])
@@ -268,7 +272,7 @@ def test_a_value_error_deep_inside_training_is_a_bug_not_a_usage_error(tmp_path,
                                    PermissionError(13, "Permission denied")])
 def test_a_known_failure_while_running_exits_1_with_one_line(error, tmp_path, monkeypatch,
                                                              capsys):
-    def failing_save(self, path):
+    def failing_save(self, path, extra=None):
         raise error
 
     monkeypatch.setattr(Trainer, "save", failing_save)
@@ -278,6 +282,23 @@ def test_a_known_failure_while_running_exits_1_with_one_line(error, tmp_path, mo
     assert err[-1] == f"transformer train: error: {first_line}"
     assert [line for line in err if "error:" in line] == [err[-1]]
     assert isinstance(error, RUNTIME_ERRORS)
+
+
+def test_a_diverging_run_exits_1_naming_the_step_and_saves_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "copy", "--out", str(out), "--lr-factor", "1e30", *FAST]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("transformer train: error: training diverged at step "), err
+    assert not (out / "checkpoint").exists()  # no model with non-finite weights on disk
+    for line in (out / "metrics.jsonl").read_text().splitlines():  # strict JSON only
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl"))
+
+
+def test_an_infinite_learning_rate_factor_is_refused_before_training(tmp_path, cli_error):
+    line = cli_error(["train", "copy", "--out", str(tmp_path / "run"), "--lr-factor", "inf",
+                      *FAST])
+    assert line.endswith("argument --lr-factor: must be a finite number > 0, got inf"), line
+    assert not (tmp_path / "run").exists()
 
 
 def test_runtime_errors_are_a_family_other_modules_can_join():

@@ -20,7 +20,6 @@ Any other exception is a bug, and shows its traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -37,18 +36,17 @@ from transformer.model import (
     count_parameters,
 )
 from transformer.tasks import TASKS, Recipe, Task
-from transformer.training.checkpoint import CheckpointError
+from transformer.training import CheckpointError, Run, TrainingDiverged
+from transformer.training import load_run as training_load_run
 
 PRESETS = {"base": TransformerConfig.paper_base, "big": TransformerConfig.paper_big,
            "tiny": TransformerConfig.tiny}
-RUN_FILE = "config.json"  # what `generate` needs to rebuild the model
-CHECKPOINT_DIR = "checkpoint"  # transformer.training.checkpoint format (safetensors + state)
+CHECKPOINT_DIR = "checkpoint"  # transformer.training's run format (weights + config + state)
 METRICS_FILE = "metrics.jsonl"  # one JSON object per training step
-RUN_FORMAT = "executable-transformer-run/1"
 
 # Failures while running that are no bug of ours: reported in one line, exit status 1. Modules
 # with their own family of such errors add it here (a dataset that cannot be fetched, ...).
-RUNTIME_ERRORS: tuple[type[Exception], ...] = (CheckpointError, OSError,
+RUNTIME_ERRORS: tuple[type[Exception], ...] = (CheckpointError, TrainingDiverged, OSError,
                                                torch.cuda.OutOfMemoryError)
 
 
@@ -110,47 +108,30 @@ def _add_info_parser(sub: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------- run format
-# What `train` writes and `generate` reads: config.json (model configuration, recipe, results)
-# beside a transformer.training checkpoint. Only these three functions know the layout.
+# What `train` writes and `generate` reads: a run directory holding checkpoint/ (weights, model
+# configuration and what `train` adds: task, recipe, results; transformer.training's format)
+# and metrics.jsonl. transformer.training.load_run reads it back.
 
 
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir())
-                                              and not (out / RUN_FILE).is_file())):
+                                              and not (out / CHECKPOINT_DIR).is_dir())):
         raise UsageError(f"argument --out: {out} exists and is not a training run of this "
                          "command; choose a new directory")
 
 
-def _save_run(out: Path, trainer: Any, model_config: TransformerConfig,
-              results: dict[str, Any]) -> None:
-    trainer.save(out / CHECKPOINT_DIR)
-    data = {"format": RUN_FORMAT, "model": model_config.to_dict(), **results}
-    tmp = out / (RUN_FILE + ".tmp")  # written whole, then renamed into place
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / RUN_FILE)
-
-
-def load_run(directory: str | os.PathLike[str], device: Any = "cpu") -> Transformer:
-    """Rebuild the model saved by ``transformer train`` in ``directory`` (weights loaded).
+def load_run(directory: str | os.PathLike[str], device: Any = "cpu") -> Run:
+    """The run saved by ``transformer train`` in ``directory``, model on ``device``
+    (:func:`transformer.training.load_run`).
 
     Raises:
-        UsageError: ``directory`` holds no ``config.json`` or no checkpoint, or they do not fit.
+        UsageError: ``directory`` holds no checkpoint, or one that cannot be loaded.
     """
-    from transformer.training.checkpoint import load_checkpoint
-
-    run = Path(directory)
-    if not (run / RUN_FILE).is_file():
-        raise UsageError(f"argument --checkpoint: no training run at {run} (expected "
-                         f"{run / RUN_FILE}, written by `transformer train`)")
     try:
-        data = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
-        if data.get("format") != RUN_FORMAT:
-            raise ValueError(f"format {data.get('format')!r} is not {RUN_FORMAT!r}")
-        model = Transformer(TransformerConfig(**data["model"]))
-        load_checkpoint(run / CHECKPOINT_DIR, model, map_location=device)
-    except (ValueError, TypeError, KeyError, CheckpointError) as err:
-        raise UsageError(f"argument --checkpoint: cannot load {run}: {_reason(err)}") from None
-    return model.to(device).eval()
+        return training_load_run(directory, map_location=device)
+    except CheckpointError as err:
+        raise UsageError(f"argument --checkpoint: cannot load {directory}: "
+                         f"{_reason(err)}") from None
 
 
 # -------------------------------------------------------------------------------------- train
@@ -236,14 +217,14 @@ def _train(args: argparse.Namespace) -> int:
         history = train_until(trainer, validation, metric, eval_every=recipe.eval_every,
                               early_stop=not args.no_early_stop, on_eval=show)
     score = metric.compute(model, test)
-    _save_run(out, trainer, model_config, {
-        "task": task.name, "recipe": recipe.to_dict(), "steps": trainer.step,
-        "final_loss": history[-1]["loss"], metric.name: score})
+    trainer.save(out / CHECKPOINT_DIR, extra={
+        "task": task.name, "recipe": recipe.to_dict(),
+        "results": {"final_loss": history[-1]["loss"], metric.name: score}})
     stopped = (f" (stopped early: validation {metric.name} reached "
                f"{metric.fmt.format(metric.target)})" if trainer.step < recipe.max_steps else "")
     print(f"trained {task.name} for {trainer.step} steps{stopped}: final loss "
           f"{history[-1]['loss']:.4f}; test {metric.name}: {metric.fmt.format(score)}")
-    print(f"saved to {out}/ ({RUN_FILE}, {CHECKPOINT_DIR}/, {METRICS_FILE})")
+    print(f"saved to {out}/ ({CHECKPOINT_DIR}/, {METRICS_FILE})")
     return 0
 
 
@@ -265,7 +246,7 @@ def _add_train_parser(sub: Any) -> None:
                          help="train all --max-steps, even once the validation score reaches "
                          "the target")
         run.add_argument("--out", default=None, metavar="DIR",
-                         help=f"directory for {RUN_FILE}, the checkpoint and {METRICS_FILE} "
+                         help=f"directory for the checkpoint and {METRICS_FILE} "
                          "(default: runs/TASK)")
         run.add_argument("--device", default=None,
                          help="torch device, e.g. cpu or cuda (default: cuda if available)")
@@ -304,7 +285,7 @@ def _generate(args: argparse.Namespace) -> int:
     from transformer.tasks.base import _decode
 
     device = _device(args.device) if args.device else torch.device("cpu")
-    model = load_run(args.checkpoint, device)
+    model = load_run(args.checkpoint, device).model
     ids = _parse_tokens(args.input, model.config)
     if args.max_len is not None and args.max_len > model.config.max_len:
         raise UsageError(f"argument --max-len: at most {model.config.max_len} new tokens fit "

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from torch import Tensor, nn
 
-from transformer.generation import beam_search, greedy_decode
+from transformer.generation import generate
 from transformer.model import Transformer, TransformerConfig
 from transformer.training.trainer import TrainConfig, Trainer
 
@@ -135,7 +135,7 @@ class Recipe:
         if kind is int:
             what, fits = "an integer", is_number and isinstance(value, int)
         else:
-            what, fits = "a number", is_number and math.isfinite(value)
+            what, fits = "a finite number", is_number and math.isfinite(value)
         if not fits or not _inside(meta, value):
             return f"must be {what}{_range(meta)}, got {value!r}"
         return None
@@ -281,8 +281,6 @@ def _decode(model: Transformer, inputs: Tensor, *, bos_id: int, eos_id: int,
             beam_size: int = 1, max_new_tokens: int | None = None) -> Tensor:
     """The one way the tasks layer and the command line decode: greedy for ``beam_size=1``,
     beam search (§6.1) otherwise. ``(batch, src_len)`` ids in, ``(batch, steps)`` ids out."""
-    if beam_size == 1:
-        return greedy_decode(model, inputs, max_new_tokens=max_new_tokens, bos_id=bos_id,
-                             eos_id=eos_id)
-    return beam_search(model, inputs, beam_size=beam_size, max_new_tokens=max_new_tokens,
-                       bos_id=bos_id, eos_id=eos_id).sequences
+    strategy = "greedy" if beam_size == 1 else "beam"
+    return generate(model, inputs, strategy=strategy, beam_size=beam_size,
+                    max_new_tokens=max_new_tokens, bos_id=bos_id, eos_id=eos_id).sequences
