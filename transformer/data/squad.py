@@ -195,7 +195,6 @@ def _parse(raw: object, source: str) -> SquadData:
                      misaligned=tuple(misaligned))
 
 
-# --8<-- [start:read_squad]
 def read_squad(path: str | Path) -> SquadData:
     """Read an official SQuAD v1.1 JSON file into a flat list of questions, in file order.
 
@@ -229,7 +228,6 @@ def read_squad(path: str | Path) -> SquadData:
         return _parse(raw, source)
     except _Malformed as err:
         raise ValueError(f"{source}: {err}") from None
-# --8<-- [end:read_squad]
 
 
 # --------------------------------------------------------------------------- splitting
@@ -325,7 +323,6 @@ class Token(NamedTuple):
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-# --8<-- [start:tokenize_with_offsets]
 def tokenize_with_offsets(text: str) -> list[Token]:
     """Split text into words and single punctuation marks, keeping each one's character span.
 
@@ -339,10 +336,8 @@ def tokenize_with_offsets(text: str) -> list[Token]:
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
     return [Token(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
-# --8<-- [end:tokenize_with_offsets]
 
 
-# --8<-- [start:char_span_to_token_span]
 def char_span_to_token_span(offsets: Sequence[Token], start: int, end: int) -> tuple[int, int]:
     """The tokens covering the characters ``[start, end)``, as a half-open range ``(first, stop)``.
 
@@ -369,7 +364,6 @@ def char_span_to_token_span(offsets: Sequence[Token], start: int, end: int) -> t
     if not covering:
         raise ValueError(f"no token overlaps characters [{start}, {end})")
     return covering[0], covering[-1] + 1
-# --8<-- [end:char_span_to_token_span]
 
 
 def token_span_to_char_span(offsets: Sequence[Token], first: int, stop: int) -> tuple[int, int]:

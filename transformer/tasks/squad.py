@@ -49,7 +49,6 @@ _PUNCTUATION = frozenset(string.punctuation)  # the 32 ASCII marks; "â€“" or "â€
 _ARTICLES = re.compile(r"\b(a|an|the)\b")  # whole words only: "theater" keeps its "the"
 
 
-# --8<-- [start:normalize_answer]
 def normalize_answer(s: str) -> str:
     """Normalise an answer as the official SQuAD v1.1 script does, in its order.
 
@@ -61,10 +60,8 @@ def normalize_answer(s: str) -> str:
     text = "".join(ch for ch in text if ch not in _PUNCTUATION)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
-# --8<-- [end:normalize_answer]
 
 
-# --8<-- [start:metrics]
 def exact_match_score(prediction: str, ground_truth: str) -> float:
     """1.0 if the two answers are equal after :func:`normalize_answer`, else 0.0."""
     return float(normalize_answer(prediction) == normalize_answer(ground_truth))
@@ -101,7 +98,6 @@ def max_over_ground_truths(
     if not scores:
         raise ValueError("ground_truths must hold at least one answer, got none")
     return max(scores)
-# --8<-- [end:metrics]
 
 
 def evaluate(
@@ -215,7 +211,6 @@ def _distance(sentence: Sequence[str], question: set[str], candidate: set[str]) 
     return min(abs(m - n) for m in q_at for n in a_at) / (len(sentence) - 1)
 
 
-# --8<-- [start:sliding_window_predict]
 def sliding_window_predict(context: str, question: str, *, max_answer_tokens: int = 4) -> str:
     """Answer a question with the SQuAD paper's sliding-window baseline (no learning).
 
@@ -286,7 +281,6 @@ def sliding_window_predict(context: str, question: str, *, max_answer_tokens: in
                     start, end = token_span_to_char_span(tokens, at[a], at[b] + 1)
                     answer = context[start:end]
     return answer
-# --8<-- [end:sliding_window_predict]
 
 
 def _check_inputs(context: object, question: object, max_answer_tokens: object) -> None:
