@@ -108,3 +108,4 @@ def dataset_file() -> Callable[..., Path]:
         pytest.skip(reason)
 
     return get
+

@@ -10,7 +10,10 @@ import io
 import os
 import pickle
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -430,3 +433,24 @@ def test_data_fetch_that_fails_exits_1_with_one_line_and_no_traceback(tmp_path, 
         "folder holding toy/a.txt)")
     assert sum("error" in line for line in lines) == 1 and "Traceback" not in captured.err
     assert captured.out == "" and _files(tmp_path) == []
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", "1 skipped"), ("true", "1 failed")])
+def test_a_book_block_whose_corpus_is_missing_skips_outside_ci_and_fails_under_ci(
+        tmp_path, ci, outcome):
+    """The repository's root conftest.py turns a DatasetError anywhere (a chapter's code block,
+    a notebook) into a skip with its one-line reason, except under CI=true."""
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_block.py").write_text(
+        "from transformer.data.datasets import DatasetError\n\n\n"
+        "def test_block():\n"
+        "    raise DatasetError('demo', 'a.txt', 'http://127.0.0.1:9/a.txt', '/cache/demo/a.txt',"
+        " 'offline or connection refused')\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"CI": ci}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                          str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert outcome in run.stdout, run.stdout
+    if not ci:
+        assert "demo/a.txt: cannot get it from http://127.0.0.1:9/a.txt" in run.stdout

@@ -1,0 +1,26 @@
+"""Hooks for every test the README's `pytest` collects: tests/, the book's chapters (docs/)
+and the README itself. Fixtures live in tests/conftest.py."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+_DATASET_ERROR = re.compile(r"DatasetError: (.+)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """A book block or notebook that reads a corpus the dataset cache cannot provide (a plain
+    clone, offline) is skipped with the registry's one-line reason, as ``dataset_file`` does;
+    under ``CI=true``, where ``.ci/run`` seeds the cache, it stays a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or os.environ.get("CI") == "true":
+        return
+    match = _DATASET_ERROR.search(str(report.longrepr))
+    if match:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {match[1]}")
