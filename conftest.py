@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-_DATASET_ERROR = re.compile(r"DatasetError: (.+)")
+_DATASET_ERROR = re.compile(r"DatasetError: (\S+ cannot get it from .+)")  # its first line
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # a notebook's traceback is coloured
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -20,7 +21,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = outcome.get_result()
     if report.when != "call" or not report.failed or os.environ.get("CI") == "true":
         return
-    match = _DATASET_ERROR.search(str(report.longrepr))
+    match = _DATASET_ERROR.search(_ANSI.sub("", str(report.longrepr)))
     if match:
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {match[1]}")
