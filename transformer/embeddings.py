@@ -186,21 +186,25 @@ class RotaryEmbedding(nn.Module):
     :math:`i + d_{head}/2` ("rotate half"). The two agree after the permutation that puts the
     even features first and the odd ones after (chapter 15 checks it).
 
-    The tables are computed in float64 and stored in torch's default dtype (float32), as
-    non-saved buffers.
+    The tables are computed in float64 and stored, as buffers that are not saved, in
+    ``dtype`` (torch's default, float32, unless given): ``model.double()`` then holds float32
+    tables in float64, while ``dtype=torch.float64`` keeps every digit.
 
     Args:
         d_head: the width of one head (even).
         max_len: longest sequence supported.
         base: the base of the wavelengths (10000, as §3.5).
+        dtype: the dtype of the stored tables.
     """
 
-    def __init__(self, d_head: int, max_len: int = 5000, base: float = 10000.0) -> None:
+    def __init__(self, d_head: int, max_len: int = 5000, base: float = 10000.0,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.d_head, self.max_len, self.base = d_head, max_len, base
         cos, sin = rotary_tables(max_len, d_head, base)
-        self.register_buffer("cos", cos.to(torch.get_default_dtype()), persistent=False)
-        self.register_buffer("sin", sin.to(torch.get_default_dtype()), persistent=False)
+        dtype = dtype or torch.get_default_dtype()
+        self.register_buffer("cos", cos.to(dtype), persistent=False)  # (max_len, d_head/2)
+        self.register_buffer("sin", sin.to(dtype), persistent=False)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """Rotate ``x`` ``(batch, heads, seq, d_head)`` at positions ``offset .. offset + seq -
