@@ -13,8 +13,8 @@ Two small experiments, every variant with the same data, seed, steps and schedul
 
 The reference is the paper's model (post-LN, ReLU, sinusoidal positions, biases), measured in
 the same run. Writes ``benchmarks/results/variants.json`` (command, date, machine, torch
-version, settings, figures), which chapter 15 reads. The defaults take about 25 minutes on two
-free cores; ``--quick`` is a smoke run of a few seconds per variant.
+version, settings, figures), which chapter 15 reads; the file records each run's wall and CPU
+seconds. ``--quick`` is a smoke run of a few seconds per variant.
 """
 
 from __future__ import annotations

@@ -152,8 +152,9 @@ class MultiHeadAttention(nn.Module):
     single ``3·d_model × d_model`` matrix ``w_qkv`` (one matrix product for self-attention).
 
     With ``n_kv_heads`` < ``h`` (grouped-query attention, chapter 15) ``W^K`` and ``W^V`` make
-    only ``n_kv_heads`` heads, each shared by ``h / n_kv_heads`` query heads; the KV cache
-    stores those ``n_kv_heads`` heads.
+    only ``n_kv_heads`` heads, each shared by ``h / n_kv_heads`` query heads (``w_qkv`` is then
+    ``(d_model + 2·n_kv_heads·d_head) × d_model``); the KV cache stores those ``n_kv_heads``
+    heads.
 
     Args:
         d_model: model width (512 in the base model).
@@ -314,7 +315,8 @@ class RotaryMultiHeadAttention(MultiHeadAttention):
 
     Args:
         d_model, n_heads, dropout, bias, fused, n_kv_heads: as :class:`MultiHeadAttention`.
-        rotary: the rotation, shared by every layer of a model (it holds no parameters).
+        rotary: the rotation (no parameters: a table of angles; each layer of a model gets
+            its own).
     """
 
     def __init__(self, d_model: int, n_heads: int, rotary: Callable[[Tensor, int], Tensor],

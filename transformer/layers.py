@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
-GATED_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"swiglu": F.silu}  # Shazeer 2020
+GATED_ACTIVATIONS = ("swiglu",)  # Shazeer 2020: SwiGLUFeedForward, three matrices
 NORMS = ("layernorm", "rmsnorm")
 
 
