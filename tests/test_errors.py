@@ -9,6 +9,7 @@ from transformer import (
     LearnedPositionalEmbedding,
     MultiHeadAttention,
     PositionwiseFeedForward,
+    RotaryEmbedding,
     SinusoidalPositionalEncoding,
     TokenEmbedding,
     Transformer,
@@ -20,6 +21,7 @@ from transformer import (
     sinusoidal_table,
     to_torch_masks,
 )
+from transformer.layers import feed_forward, make_norm
 
 D, H = 32, 4
 
@@ -145,9 +147,9 @@ CASES = [
     ("config_dropout_out_of_range", lambda: TransformerConfig(dropout=-0.1),
      ValueError, r"dropout must be a number in \[0, 1\), got -0.1 \(float\)"),
     ("config_unknown_activation", lambda: TransformerConfig(activation="swish"),
-     ValueError, r"activation must be one of \['gelu', 'relu'\], got 'swish'"),
+     ValueError, r"activation must be one of \['gelu', 'relu', 'swiglu'\], got 'swish'"),
     ("config_unknown_positional", lambda: TransformerConfig(positional="rotary-ish"),
-     ValueError, r"positional must be 'sinusoidal' or 'learned', got 'rotary-ish'"),
+     ValueError, r"positional must be 'sinusoidal', 'learned' or 'rope', got 'rotary-ish'"),
     ("config_tied_embeddings_with_two_vocabularies",
      lambda: TransformerConfig(vocab_size=100, tgt_vocab_size=120),
      ValueError, r"tie_embeddings needs one shared vocabulary: tgt_vocab_size \(120\) != "
@@ -207,11 +209,54 @@ CASES = [
      ValueError, r"pad_id must be an integer token id of both vocabularies, in \[0, 10\), "
                  r"got 10 \(int\)"),
     ("config_activation_not_a_string", lambda: TransformerConfig(activation=None),
-     ValueError, r"activation must be one of \['gelu', 'relu'\], got None \(NoneType\)"),
+     ValueError, r"activation must be one of \['gelu', 'relu', 'swiglu'\], got None "
+                 r"\(NoneType\)"),
     ("config_positional_not_a_string", lambda: TransformerConfig(positional=["learned"]),
-     ValueError, r"positional must be 'sinusoidal' or 'learned', got \['learned'\] \(list\)"),
+     ValueError, r"positional must be 'sinusoidal', 'learned' or 'rope', got \['learned'\] "
+                 r"\(list\)"),
     ("config_sinusoidal_odd_d_model", lambda: TransformerConfig(d_model=9, n_heads=3),
      ValueError, r"d_model must be even for sinusoidal positions, got 9"),
+    # --- the modern variants of chapter 15 ---
+    ("config_unknown_norm", lambda: TransformerConfig(norm="batchnorm"),
+     ValueError, r"norm must be one of \['layernorm', 'rmsnorm'\], got 'batchnorm' \(str\)"),
+    ("config_norm_not_a_string", lambda: TransformerConfig(norm=None),
+     ValueError, r"norm must be one of \['layernorm', 'rmsnorm'\], got None \(NoneType\)"),
+    ("config_n_kv_heads_does_not_divide_n_heads", lambda: TransformerConfig(n_kv_heads=3),
+     ValueError, r"n_kv_heads must be None or a positive integer that divides n_heads \(8\), "
+                 r"got 3 \(int\)"),
+    ("config_n_kv_heads_zero", lambda: TransformerConfig(n_kv_heads=0),
+     ValueError, r"n_kv_heads must be None or a positive integer that divides n_heads \(8\), "
+                 r"got 0 \(int\)"),
+    ("config_n_kv_heads_float", lambda: TransformerConfig(n_kv_heads=2.0),
+     ValueError, r"n_kv_heads must be None or a positive integer .*, got 2.0 \(float\)"),
+    ("config_n_kv_heads_bool", lambda: TransformerConfig(n_kv_heads=True),
+     ValueError, r"n_kv_heads must be None or a positive integer .*, got True \(bool\)"),
+    ("config_rope_base_not_above_1", lambda: TransformerConfig(rope_base=1.0),
+     ValueError, r"rope_base must be a finite number > 1, got 1.0 \(float\)"),
+    ("config_rope_base_string", lambda: TransformerConfig(rope_base="10000"),
+     ValueError, r"rope_base must be a finite number > 1, got '10000' \(str\)"),
+    ("config_rope_base_infinite", lambda: TransformerConfig(rope_base=float("inf")),
+     ValueError, r"rope_base must be a finite number > 1, got inf \(float\)"),
+    ("config_rope_odd_d_head",
+     lambda: TransformerConfig(d_model=12, n_heads=4, positional="rope"),
+     ValueError, r"positional='rope' needs an even d_head = d_model / n_heads, got 12 / 4 = 3"),
+    ("mha_n_kv_heads_does_not_divide", lambda: MultiHeadAttention(D, H, n_kv_heads=3),
+     ValueError, r"n_kv_heads must be None or a positive integer that divides n_heads \(4\), "
+                 r"got 3"),
+    ("rotary_odd_d_head", lambda: RotaryEmbedding(7),
+     ValueError, r"d_head must be even for rotary positions, got 7"),
+    ("rotary_wrong_d_head", lambda: RotaryEmbedding(8)(_x(2, 4, 5, 6)),
+     ValueError, r"x must have shape \(\.\.\., seq, d_head=8\), got \(2, 4, 5, 6\)"),
+    ("rotary_past_max_len", lambda: RotaryEmbedding(8, max_len=6)(_x(1, 2, 4, 8), offset=3),
+     ValueError, r"sequence too long: x has seq=4 at offset=3, needing positions 0..6, but "
+                 r"max_len=6"),
+    ("rope_model_past_max_len", lambda: _lm(positional="rope", max_len=4)(_ids(1, 5)),
+     ValueError, r"sequence too long: x has seq=5 at offset=0, needing positions 0..4, but "
+                 r"max_len=4"),
+    ("feed_forward_unknown_activation", lambda: feed_forward(8, 16, activation="swish"),
+     ValueError, r"activation must be one of \['gelu', 'relu', 'swiglu'\], got 'swish'"),
+    ("make_norm_unknown", lambda: make_norm("groupnorm", 8),
+     ValueError, r"norm must be one of \['layernorm', 'rmsnorm'\], got 'groupnorm'"),
     ("config_from_dict_not_a_dict", lambda: TransformerConfig.from_dict([("d_model", 8)]),
      ValueError, r"a TransformerConfig is read from a dict of field values, got list"),
     ("config_from_dict_none", lambda: TransformerConfig.from_dict(None),
@@ -325,3 +370,7 @@ def test_valid_input_next_to_each_check_is_accepted():
     TokenEmbedding(16, 8)(torch.tensor([[0, 15]], dtype=torch.int32))
     SinusoidalPositionalEncoding(8, max_len=5)(_x(1, 2, 8), offset=3)
     assert _tiny(max_len=8)(_ids(1, 8), _ids(1, 8)).shape == (1, 8, 16)
+    TransformerConfig(n_kv_heads=8, rope_base=2, norm="rmsnorm", activation="swiglu")
+    TransformerConfig(n_kv_heads=1, d_model=12, n_heads=6, positional="rope")  # d_head = 2
+    RotaryEmbedding(8, max_len=7)(_x(1, 2, 4, 8), offset=3)  # positions 3..6 fit
+    assert _lm(positional="rope", max_len=4)(_ids(1, 4)).shape == (1, 4, 16)

@@ -17,21 +17,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transformer import DecoderOnlyTransformer, Transformer, TransformerConfig
-from transformer.layers import ACTIVATIONS
+from transformer.model import FEED_FORWARDS, POSITIONALS
 
 VOCAB = 11
 TOL = dict(rtol=0.0, atol=1e-12)
 
-# Every architectural switch of TransformerConfig, with all its values.
+# Every architectural switch of TransformerConfig, with all its values (n_heads is 2 below).
 SWITCHES: dict[str, list[Any]] = {
-    "positional": ["sinusoidal", "learned"],
+    "positional": POSITIONALS,
     "norm_first": [False, True],
     "final_norm": [None, False, True],
-    "activation": sorted(ACTIVATIONS),
+    "activation": FEED_FORWARDS,
     "fused_qkv": [False, True],
     "bias": [False, True],
     "tie_embeddings": [False, True],
+    "norm": ["layernorm", "rmsnorm"],
+    "n_kv_heads": [None, 1, 2],
 }
+DRAWN_ELSEWHERE = {"tgt_vocab_size"}  # separate_target_vocab, in the encoder-decoder test
 PAD_LAYOUTS = ["none", "left", "right", "scattered"]
 
 configs = st.fixed_dictionaries({name: st.sampled_from(values)
@@ -94,10 +97,11 @@ def _cut(d: dict[str, Any]) -> int:
 
 
 def test_every_switch_of_the_config_is_drawn() -> None:
-    """A new architectural switch on TransformerConfig must join SWITCHES above."""
+    """A new architectural switch on TransformerConfig must join SWITCHES above: every field
+    that is a choice (a string, a flag, or an optional integer such as n_kv_heads)."""
     switches = {f.name for f in fields(TransformerConfig)
-                if f.type in ("bool", "str", "bool | None", "str | None")}
-    assert switches == set(SWITCHES)
+                if f.type in ("bool", "str", "bool | None", "str | None", "int | None")}
+    assert switches - DRAWN_ELSEWHERE == set(SWITCHES)
 
 
 @settings(max_examples=60, deadline=None)

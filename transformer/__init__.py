@@ -9,13 +9,16 @@ The public API, re-exported from the modules that implement it::
 from transformer.attention import (
     KVCache,
     MultiHeadAttention,
+    RotaryMultiHeadAttention,
     record_attention,
     scaled_dot_product_attention,
 )
 from transformer.embeddings import (
     LearnedPositionalEmbedding,
+    RotaryEmbedding,
     SinusoidalPositionalEncoding,
     TokenEmbedding,
+    rotary_tables,
     sinusoidal_table,
 )
 from transformer.generation import (
@@ -36,6 +39,9 @@ from transformer.layers import (
     EncoderLayer,
     PositionwiseFeedForward,
     ResidualSublayer,
+    RMSNorm,
+    SwiGLUFeedForward,
+    swiglu_hidden_size,
 )
 from transformer.masks import causal_mask, decoder_mask, padding_mask, to_torch_masks
 from transformer.model import (
@@ -62,8 +68,12 @@ __all__ = [
     "LearnedPositionalEmbedding",
     "MultiHeadAttention",
     "PositionwiseFeedForward",
+    "RMSNorm",
     "ResidualSublayer",
+    "RotaryEmbedding",
+    "RotaryMultiHeadAttention",
     "SinusoidalPositionalEncoding",
+    "SwiGLUFeedForward",
     "TokenEmbedding",
     "Transformer",
     "TransformerConfig",
@@ -77,10 +87,12 @@ __all__ = [
     "length_penalty",
     "padding_mask",
     "record_attention",
+    "rotary_tables",
     "sample",
     "scaled_dot_product_attention",
     "score_sequences",
     "sinusoidal_table",
+    "swiglu_hidden_size",
     "to_torch_masks",
     "top_k_filter",
     "top_p_filter",

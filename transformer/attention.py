@@ -17,7 +17,7 @@ This file imports nothing but ``torch`` and the standard library, so it can be c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 __all__ = [
     "KVCache",
     "MultiHeadAttention",
+    "RotaryMultiHeadAttention",
     "record_attention",
     "scaled_dot_product_attention",
 ]
@@ -150,33 +151,48 @@ class MultiHeadAttention(nn.Module):
     ``d_model × d_model`` matrix each (``w_q``, ``w_k``, ``w_v``), or, with ``fused=True``, as a
     single ``3·d_model × d_model`` matrix ``w_qkv`` (one matrix product for self-attention).
 
+    With ``n_kv_heads`` < ``h`` (grouped-query attention, chapter 15) ``W^K`` and ``W^V`` make
+    only ``n_kv_heads`` heads, each shared by ``h / n_kv_heads`` query heads (``w_qkv`` is then
+    ``(d_model + 2·n_kv_heads·d_head) × d_model``); the KV cache stores those ``n_kv_heads``
+    heads.
+
     Args:
         d_model: model width (512 in the base model).
         n_heads: number of heads ``h`` (8); must divide ``d_model``.
         dropout: dropout on the attention weights during training.
         bias: whether the projections have biases.
         fused: store Q, K, V projections as one matrix.
+        n_kv_heads: key/value heads; ``None`` means ``n_heads`` (the paper's), 1 is
+            multi-query attention. Must divide ``n_heads``.
 
     Raises:
-        ValueError: if ``n_heads`` does not divide ``d_model`` or ``dropout`` is not in [0, 1).
+        ValueError: if ``n_heads`` does not divide ``d_model``, ``n_kv_heads`` does not divide
+            ``n_heads``, or ``dropout`` is not in [0, 1).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
-                 fused: bool = False) -> None:
+                 fused: bool = False, n_kv_heads: int | None = None) -> None:
         super().__init__()
         if d_model <= 0 or n_heads <= 0 or d_model % n_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads "
                              f"({n_heads})")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if not isinstance(n_kv_heads, int) or n_kv_heads <= 0 or n_heads % n_kv_heads != 0:
+            raise ValueError(f"n_kv_heads must be None or a positive integer that divides "
+                             f"n_heads ({n_heads}), got {n_kv_heads!r}")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.n_kv_heads, self.grouped = n_kv_heads, n_kv_heads != n_heads
         self.dropout, self.fused = dropout, fused
+        d_kv = n_kv_heads * self.d_head  # width of K and V: d_model unless grouped
+        self._qkv_sizes = (d_model, d_kv, d_kv)
         if fused:
-            self.w_qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # [W^Q; W^K; W^V]
+            self.w_qkv = nn.Linear(d_model, d_model + 2 * d_kv, bias=bias)  # [W^Q; W^K; W^V]
         else:
             self.w_q = nn.Linear(d_model, d_model, bias=bias)  # W^Q for all heads
-            self.w_k = nn.Linear(d_model, d_model, bias=bias)  # W^K
-            self.w_v = nn.Linear(d_model, d_model, bias=bias)  # W^V
+            self.w_k = nn.Linear(d_model, d_kv, bias=bias)  # W^K
+            self.w_v = nn.Linear(d_model, d_kv, bias=bias)  # W^V
         self.w_o = nn.Linear(d_model, d_model, bias=bias)  # W^O
         self.keep_weights = False  # set by record_attention()
         self.last_weights: Tensor | None = None
@@ -185,7 +201,7 @@ class MultiHeadAttention(nn.Module):
         if not self.fused:
             return self.w_q(query), self.w_k(key), self.w_v(value)
         if query is key and key is value:  # self-attention: one matrix product
-            return self.w_qkv(query).chunk(3, dim=-1)
+            return self.w_qkv(query).split(self._qkv_sizes, dim=-1)
         return self._fused_part(0, query), self._fused_part(1, key), self._fused_part(2, value)
 
     def _project_query(self, query: Tensor) -> Tensor:
@@ -193,14 +209,29 @@ class MultiHeadAttention(nn.Module):
 
     def _fused_part(self, i: int, x: Tensor) -> Tensor:
         """Apply row block ``i`` of ``w_qkv`` (0: W^Q, 1: W^K, 2: W^V)."""
-        rows = slice(i * self.d_model, (i + 1) * self.d_model)
+        start = sum(self._qkv_sizes[:i])
+        rows = slice(start, start + self._qkv_sizes[i])
         bias = None if self.w_qkv.bias is None else self.w_qkv.bias[rows]
         return F.linear(x, self.w_qkv.weight[rows], bias)
 
     def _split_heads(self, x: Tensor) -> Tensor:
         batch, seq, _ = x.shape
-        return x.view(batch, seq, self.n_heads, self.d_head).transpose(1, 2)  # (B, h, seq, d_head)
+        return x.view(batch, seq, -1, self.d_head).transpose(1, 2)  # (B, h or h_kv, seq, d_head)
     # --8<-- [end:multi_head_attention]
+
+    # --8<-- [start:mha_hooks]
+    def encode_positions(self, q: Tensor, k: Tensor, offset: int) -> tuple[Tensor, Tensor]:
+        """Hook for positions that enter attention itself (RoPE, chapter 15): the paper's
+        attention adds none. ``q``: ``(B, h, q_len, d_head)``, ``k``: ``(B, h_kv, q_len,
+        d_head)``, the new positions, which start at ``offset`` (the keys already cached)."""
+        return q, k
+
+    def _repeat_kv(self, x: Tensor) -> Tensor:
+        """Grouped-query attention: ``(B, h_kv, len, d_head)`` → ``(B, h, len, d_head)``, key
+        head ``j`` serving query heads ``j·g .. j·g + g - 1`` (``g = h / h_kv``)."""
+        groups = self.n_heads // self.n_kv_heads
+        return x if groups == 1 else x.repeat_interleave(groups, dim=1)  # (B, h, len, d_head)
+    # --8<-- [end:mha_hooks]
 
     # --8<-- [start:mha_forward]
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None, *,
@@ -234,6 +265,7 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.key, cache.value  # computed once, at the first step
         else:
             q, k, v = (self._split_heads(t) for t in self._project(query, key, value))
+            q, k = self.encode_positions(q, k, offset=0 if cache is None else len(cache))
             if cache is not None and static_kv:
                 cache.set(k, v)
             elif cache is not None:
@@ -243,14 +275,16 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights or self.keep_weights:  # the explicit math of eq. 1
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+            out, weights = scaled_dot_product_attention(q, self._repeat_kv(k), self._repeat_kv(v),
+                                                        mask, dropout_p=p)
             if self.keep_weights:
                 self.last_weights = weights.detach()
         elif mask is None:  # fused kernel
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, enable_gqa=self.grouped)
         else:
             safe, empty_row = _safe_mask(mask)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=p)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=p,
+                                                 enable_gqa=self.grouped)
             out = out.masked_fill(empty_row, 0.0)  # rows with no allowed key: zeros
         out = out.transpose(1, 2).reshape(query.shape[0], -1, self.d_model)  # (B, q_len, d_model)
         return self.w_o(out), (weights if need_weights else None)
@@ -267,6 +301,35 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"key and value must have the same length, got {key.shape[1]} and "
                              f"{value.shape[1]}")
     # --8<-- [end:mha_forward]
+
+
+# --8<-- [start:rotary_attention]
+class RotaryMultiHeadAttention(MultiHeadAttention):
+    """Multi-head attention whose queries and keys are rotated by their positions (RoPE,
+    Su et al. 2021; chapter 15), through the :meth:`~MultiHeadAttention.encode_positions` hook.
+
+    ``rotary(x, offset)`` rotates ``(batch, heads, seq, d_head)`` vectors at positions
+    ``offset ..`` (:class:`~transformer.embeddings.RotaryEmbedding`). With a KV cache the keys
+    are stored rotated, so each new position is rotated once. Meant for self-attention: the
+    positions of a query and a key must count along one sequence.
+
+    Args:
+        d_model, n_heads, dropout, bias, fused, n_kv_heads: as :class:`MultiHeadAttention`.
+        rotary: the rotation (no parameters: a table of angles; each layer of a model gets
+            its own).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, rotary: Callable[[Tensor, int], Tensor],
+                 dropout: float = 0.0, bias: bool = True, fused: bool = False,
+                 n_kv_heads: int | None = None) -> None:
+        super().__init__(d_model, n_heads, dropout, bias=bias, fused=fused, n_kv_heads=n_kv_heads)
+        self.rotary = rotary
+
+    def encode_positions(self, q: Tensor, k: Tensor, offset: int) -> tuple[Tensor, Tensor]:
+        """Rotate ``q`` ``(B, h, q_len, d_head)`` and ``k`` ``(B, h_kv, q_len, d_head)``, whose
+        first position is ``offset``."""
+        return self.rotary(q, offset), self.rotary(k, offset)
+# --8<-- [end:rotary_attention]
 
 
 # --8<-- [start:record_attention]

@@ -10,7 +10,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "TokenEmbedding"]
+__all__ = [
+    "LearnedPositionalEmbedding",
+    "RotaryEmbedding",
+    "SinusoidalPositionalEncoding",
+    "TokenEmbedding",
+    "rotary_tables",
+]
 
 
 _ASYNC_ASSERT_DEVICES = ("cuda", "meta")  # where torch._assert_async has a kernel
@@ -151,6 +157,80 @@ class LearnedPositionalEmbedding(nn.Module):
         positions = torch.arange(offset, offset + x.shape[1], device=x.device)  # (seq,)
         return x + self.embedding(positions)  # (batch, seq, d_model)
 # --8<-- [end:learned_positions]
+
+
+# --8<-- [start:rotary]
+def rotary_tables(max_len: int, d_head: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    r"""Cosines and sines of the RoPE angles :math:`m\,\theta_i`, with
+    :math:`\theta_i = \text{base}^{-2i/d_{head}}` (RoFormer, Su et al. 2021, §3.2.2): the
+    wavelengths of the sinusoidal table of §3.5, now per head.
+
+    Returns:
+        ``(cos, sin)``, each ``(max_len, d_head / 2)``, computed in float64.
+    """
+    if d_head % 2 != 0:
+        raise ValueError(f"d_head must be even for rotary positions, got {d_head}")
+    theta = base ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)  # (d_head/2,)
+    angle = torch.arange(max_len, dtype=torch.float64)[:, None] * theta  # (max_len, d_head/2)
+    return angle.cos(), angle.sin()
+
+
+class RotaryEmbedding(nn.Module):
+    r"""Rotary position embedding (RoPE; Su et al. 2021, RoFormer, §3.2.2).
+
+    Rotates each pair :math:`(x_{2i}, x_{2i+1})` of a query or key at position :math:`m` by the
+    angle :math:`m\theta_i`. Then :math:`\langle R_m q, R_n k\rangle` depends on :math:`m - n`
+    only: attention sees relative positions, and nothing is added to the embeddings.
+
+    Pairs are *interleaved*, as in the paper; Hugging Face's LLaMA pairs feature :math:`i` with
+    :math:`i + d_{head}/2` ("rotate half"). The two agree after the permutation that puts the
+    even features first and the odd ones after (chapter 15 checks it).
+
+    The tables are computed in float64 and stored, as buffers that are not saved, in
+    ``dtype`` (torch's default, float32, unless given): ``model.double()`` then holds float32
+    tables in float64, while ``dtype=torch.float64`` keeps every digit.
+
+    Args:
+        d_head: the width of one head (even).
+        max_len: longest sequence supported.
+        base: the base of the wavelengths (10000, as §3.5).
+        dtype: the dtype of the stored tables.
+    """
+
+    def __init__(self, d_head: int, max_len: int = 5000, base: float = 10000.0,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.d_head, self.max_len, self.base = d_head, max_len, base
+        cos, sin = rotary_tables(max_len, d_head, base)
+        dtype = dtype or torch.get_default_dtype()
+        self.register_buffer("cos", cos.to(dtype), persistent=False)  # (max_len, d_head/2)
+        self.register_buffer("sin", sin.to(dtype), persistent=False)
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """Rotate ``x`` ``(batch, heads, seq, d_head)`` at positions ``offset .. offset + seq -
+        1``; same shape out.
+
+        Raises:
+            ValueError: if ``x`` is not ``(..., seq, d_head)`` or the positions pass ``max_len``.
+        """
+        _check_rotary(x, self.d_head, self.max_len, offset)
+        seq = x.shape[-2]
+        cos = self.cos[offset: offset + seq].to(x.dtype)  # (seq, d_head/2)
+        sin = self.sin[offset: offset + seq].to(x.dtype)
+        x1, x2 = x[..., 0::2], x[..., 1::2]  # (..., seq, d_head/2): the pairs
+        rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (..., 2)
+        return rotated.flatten(-2)  # (..., seq, d_head), pairs interleaved again
+# --8<-- [end:rotary]
+
+
+def _check_rotary(x: Tensor, d_head: int, max_len: int, offset: int) -> None:
+    if x.dim() < 2 or x.shape[-1] != d_head:
+        raise ValueError(f"x must have shape (..., seq, d_head={d_head}), got {tuple(x.shape)}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    if offset + x.shape[-2] > max_len:
+        raise ValueError(f"sequence too long: x has seq={x.shape[-2]} at offset={offset}, "
+                         f"needing positions 0..{offset + x.shape[-2] - 1}, but max_len={max_len}")
 
 
 def _check_positions(x: Tensor, d_model: int, max_len: int, offset: int) -> None:

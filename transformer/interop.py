@@ -63,12 +63,18 @@ def load_torch_multihead_attention(ours: MultiHeadAttention, theirs: nn.Multihea
 
 
 def _load_ff(ours: PositionwiseFeedForward, theirs: nn.Module) -> None:
+    if not isinstance(ours, PositionwiseFeedForward):
+        raise ValueError(f"torch's layers have a ReLU/GELU feed-forward (eq. 2); ours is a "
+                         f"{type(ours).__name__}")
     for name in ("linear1", "linear2"):
         _copy(getattr(ours, name).weight, getattr(theirs, name).weight, f"{name}.weight")
         _copy(getattr(ours, name).bias, getattr(theirs, name).bias, f"{name}.bias")
 
 
 def _load_norm(ours: nn.Module, theirs: nn.Module, name: str) -> None:
+    if type(ours) is not type(theirs):
+        raise ValueError(f"{name}: ours is a {type(ours).__name__}, theirs a "
+                         f"{type(theirs).__name__}")
     _copy(ours.weight, theirs.weight, f"{name}.weight")
     _copy(ours.bias, theirs.bias, f"{name}.bias")
 

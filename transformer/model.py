@@ -17,10 +17,20 @@ from torch import Tensor, nn
 from transformer.attention import KVCache
 from transformer.embeddings import (
     LearnedPositionalEmbedding,
+    RotaryEmbedding,
     SinusoidalPositionalEncoding,
     TokenEmbedding,
+    _check_positions,
 )
-from transformer.layers import ACTIVATIONS, DecoderLayer, DecoderLayerCache, EncoderLayer
+from transformer.layers import (
+    ACTIVATIONS,
+    GATED_ACTIVATIONS,
+    NORMS,
+    DecoderLayer,
+    DecoderLayerCache,
+    EncoderLayer,
+    make_norm,
+)
 from transformer.masks import decoder_mask, padding_mask
 
 __all__ = [
@@ -55,6 +65,10 @@ def _require(name: str, value: Any, expected: str, of_type: Callable[[Any], bool
         raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
 
 
+FEED_FORWARDS = sorted(ACTIVATIONS) + sorted(GATED_ACTIVATIONS)  # "gelu", "relu", "swiglu"
+POSITIONALS = ["sinusoidal", "learned", "rope"]
+
+
 # --8<-- [start:config]
 @dataclass
 class TransformerConfig:
@@ -69,19 +83,29 @@ class TransformerConfig:
         d_ff: inner width of the feed-forward network (2048).
         n_layers: ``N``, layers in the encoder and in the decoder (6).
         dropout: ``P_drop`` (0.1).
-        activation: ``"relu"`` (paper) or ``"gelu"``.
+        activation: ``"relu"`` (paper), ``"gelu"``, or ``"swiglu"``: the gated feed-forward
+            of chapter 15, whose inner width is ``int(2·d_ff/3)``, so that its three matrices
+            hold about the weights of the ReLU network's two.
         norm_first: pre-LN (``True``) instead of the paper's post-LN.
         final_norm: a LayerNorm after the last layer of each stack; ``None`` means "only with
             pre-LN" (the paper's post-LN stack needs none; ``torch.nn.Transformer`` always has one).
-        positional: ``"sinusoidal"`` (paper) or ``"learned"``.
+        positional: ``"sinusoidal"`` (paper), ``"learned"``, or ``"rope"``: rotary positions
+            inside self-attention, nothing added to the embeddings (chapter 15).
         max_len: longest sequence the positional table covers.
         tie_embeddings: share source/target embeddings and the pre-softmax matrix (§3.4).
         pad_id: padding token id, masked out of attention.
-        layer_norm_eps: epsilon of every LayerNorm.
-        bias: biases in the linear layers. The paper's attention projections have none
-            (its eq. 2 has b_1, b_2); the default follows PyTorch and The Annotated
-            Transformer.
+        layer_norm_eps: epsilon of every LayerNorm (or RMSNorm).
+        bias: biases in every linear layer and every LayerNorm; ``False`` removes them all,
+            as nanoGPT's ``bias=False`` and ``nn.TransformerEncoderLayer(bias=False)`` do. The
+            paper's attention projections have none (its eq. 2 has b_1, b_2); the default
+            follows PyTorch and The Annotated Transformer.
         fused_qkv: store the Q/K/V projections as one matrix (faster self-attention).
+        norm: ``"layernorm"`` (paper) or ``"rmsnorm"`` (chapter 15), in every sublayer and
+            the final norm.
+        n_kv_heads: key/value heads of every attention; ``None`` means ``n_heads`` (the
+            paper's), fewer is grouped-query attention, 1 multi-query (chapter 15). Must
+            divide ``n_heads``.
+        rope_base: the base of the rotary wavelengths (``positional="rope"``).
     """
 
     vocab_size: int = 37000
@@ -101,6 +125,9 @@ class TransformerConfig:
     layer_norm_eps: float = 1e-5
     bias: bool = True
     fused_qkv: bool = False
+    norm: str = "layernorm"
+    n_kv_heads: int | None = None
+    rope_base: float = 10000.0
 # --8<-- [end:config]
 
     def __post_init__(self) -> None:
@@ -113,10 +140,18 @@ class TransformerConfig:
                  lambda v: v is None or _is_int(v), lambda v: v is None or v > 0)
         _require("dropout", self.dropout, "a number in [0, 1)", _is_number,
                  lambda v: 0.0 <= v < 1.0)
-        _require("activation", self.activation, f"one of {sorted(ACTIVATIONS)}",
-                 lambda v: isinstance(v, str), lambda v: v in ACTIVATIONS)
-        _require("positional", self.positional, "'sinusoidal' or 'learned'",
-                 lambda v: isinstance(v, str), lambda v: v in ("sinusoidal", "learned"))
+        _require("activation", self.activation, f"one of {FEED_FORWARDS}",
+                 lambda v: isinstance(v, str), lambda v: v in FEED_FORWARDS)
+        _require("positional", self.positional, "'sinusoidal', 'learned' or 'rope'",
+                 lambda v: isinstance(v, str), lambda v: v in POSITIONALS)
+        _require("norm", self.norm, f"one of {list(NORMS)}", lambda v: isinstance(v, str),
+                 lambda v: v in NORMS)
+        _require("n_kv_heads", self.n_kv_heads,
+                 f"None or a positive integer that divides n_heads ({self.n_heads})",
+                 lambda v: v is None or _is_int(v),
+                 lambda v: v is None or (v > 0 and self.n_heads % v == 0))
+        _require("rope_base", self.rope_base, "a finite number > 1", _is_number,
+                 lambda v: math.isfinite(v) and v > 1)
         for name in ("norm_first", "tie_embeddings", "bias", "fused_qkv"):
             _require(name, getattr(self, name), "True or False", _is_bool)
         _require("final_norm", self.final_norm, "None, True or False",
@@ -129,6 +164,9 @@ class TransformerConfig:
         if self.positional == "sinusoidal" and self.d_model % 2 != 0:
             raise ValueError(f"d_model must be even for sinusoidal positions, got "
                              f"{self.d_model}")
+        if self.positional == "rope" and (self.d_model // self.n_heads) % 2 != 0:
+            raise ValueError(f"positional='rope' needs an even d_head = d_model / n_heads, got "
+                             f"{self.d_model} / {self.n_heads} = {self.d_model // self.n_heads}")
         if self.tie_embeddings and self.tgt_vocab_size not in (None, self.vocab_size):
             raise ValueError("tie_embeddings needs one shared vocabulary: tgt_vocab_size "
                              f"({self.tgt_vocab_size}) != vocab_size ({self.vocab_size})")
@@ -202,20 +240,38 @@ class TransformerConfig:
     # --8<-- [end:presets]
 
 
+class _PositionsInAttention(nn.Module):
+    """RoPE adds nothing to the embeddings (the positions enter self-attention); this only
+    checks that ``offset + seq`` fits ``max_len``, as the other positional modules do."""
+
+    def __init__(self, d_model: int, max_len: int) -> None:
+        super().__init__()
+        self.d_model, self.max_len = d_model, max_len
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        _check_positions(x, self.d_model, self.max_len, offset)
+        return x  # (batch, seq, d_model), unchanged
+
+
 def _positions(cfg: TransformerConfig) -> nn.Module:
     if cfg.positional == "learned":
         return LearnedPositionalEmbedding(cfg.d_model, cfg.max_len)
+    if cfg.positional == "rope":
+        return _PositionsInAttention(cfg.d_model, cfg.max_len)
     return SinusoidalPositionalEncoding(cfg.d_model, cfg.max_len)
 
 
 def _layer_kwargs(cfg: TransformerConfig) -> dict[str, Any]:
+    rotary = RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.max_len, cfg.rope_base) \
+        if cfg.positional == "rope" else None  # one table per layer, as labml's
     return dict(d_model=cfg.d_model, n_heads=cfg.n_heads, d_ff=cfg.d_ff, dropout=cfg.dropout,
                 activation=cfg.activation, norm_first=cfg.norm_first, eps=cfg.layer_norm_eps,
-                bias=cfg.bias, fused_qkv=cfg.fused_qkv)
+                bias=cfg.bias, fused_qkv=cfg.fused_qkv, norm=cfg.norm, n_kv_heads=cfg.n_kv_heads,
+                rotary=rotary)
 
 
 def _final_norm(cfg: TransformerConfig) -> nn.Module:
-    return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.use_final_norm \
+    return make_norm(cfg.norm, cfg.d_model, cfg.layer_norm_eps, cfg.bias) if cfg.use_final_norm \
         else nn.Identity()
 
 
