@@ -1,12 +1,12 @@
-"""Low-rank adapters (LoRA) for fine-tuning (Hu et al. 2021, "LoRA: Low-Rank Adaptation of
+r"""Low-rank adapters (LoRA) for fine-tuning (Hu et al. 2021, "LoRA: Low-Rank Adaptation of
 Large Language Models", arXiv:2106.09685).
 
 A pretrained weight :math:`W_0` (``d_out × d_in``) stays frozen; what is learned is a low-rank
-update :math:`\\Delta W = B A` with :math:`A` ``(r, d_in)`` and :math:`B` ``(d_out, r)``,
-``r ≪ min(d_in, d_out)``, scaled by :math:`\\alpha / r` (eq. 3 and §4.1):
+update :math:`\Delta W = B A` with :math:`A` ``(r, d_in)`` and :math:`B` ``(d_out, r)``,
+``r ≪ min(d_in, d_out)``, scaled by :math:`\alpha / r` (eq. 3 and §4.1):
 
 .. math::
-    h = W_0 x + \\frac{\\alpha}{r} B A x
+    h = W_0 x + \frac{\alpha}{r} B A x
 
 ``B`` starts at zero, so the adapted model starts equal to the base model. After training the
 update can be folded into the weight (:func:`merge_lora`), so inference costs nothing extra.
@@ -109,7 +109,7 @@ class LoRALinear(nn.Module):
         return out + (down @ self.lora_B.T) * self.scaling  # + (α/r) B A x: (..., d_out)
 
     def delta_weight(self) -> Tensor:
-        """:math:`\\Delta W = \\frac{\\alpha}{r} B A`, ``(out_features, in_features)``."""
+        r""":math:`\Delta W = \frac{\alpha}{r} B A`, ``(out_features, in_features)``."""
         return (self.lora_B @ self.lora_A) * self.scaling
 # --8<-- [end:lora_linear]
 
@@ -289,7 +289,7 @@ def _check_untied(model: nn.Module, modules: Mapping[str, LoRALinear]) -> None:
 
 
 def merge_lora(model: nn.Module) -> list[str]:
-    """Fold every adapter into its base weight, :math:`W \\leftarrow W_0 + \\frac{\\alpha}{r}BA`
+    r"""Fold every adapter into its base weight, :math:`W \leftarrow W_0 + \frac{\alpha}{r}BA`
     (Hu et al. 2021, §4.1: "no additional inference latency"); returns the merged names.
 
     The merged model computes the same outputs up to rounding; :func:`unmerge_lora` undoes it.
@@ -309,8 +309,8 @@ def merge_lora(model: nn.Module) -> list[str]:
 
 
 def unmerge_lora(model: nn.Module) -> list[str]:
-    """Take every merged adapter back out of its base weight, :math:`W \\leftarrow W -
-    \\frac{\\alpha}{r}BA`, so that training can go on; returns the unmerged names.
+    r"""Take every merged adapter back out of its base weight, :math:`W \leftarrow W -
+    \frac{\alpha}{r}BA`, so that training can go on; returns the unmerged names.
 
     Raises:
         ValueError: the model has no adapters, or one of them is not merged; nothing is
