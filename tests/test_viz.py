@@ -284,7 +284,7 @@ def test_one_layer_or_one_map_draws_one_row_of_panels():
 
 
 def test_attention_heatmap_draws_on_a_given_axes():
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     image = attention_heatmap(ax, torch.eye(3), ["a", "b", "c"], ["x", "y", "z"], title="t")
     assert image.get_array().shape == (3, 3) and ax.get_title() == "t"
     assert _texts(ax.get_xticklabels()) == ["x", "y", "z"]

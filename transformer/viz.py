@@ -403,7 +403,7 @@ def attention_heatmap(ax: Axes, weights: Tensor, queries: Sequence[str] | None =
                   ([str(i) for i in range(rows)] if label_queries else []), fontsize=7)
     ax.set_xticks(range(cols), keys if keys is not None and label_keys else
                   ([str(j) for j in range(cols)] if label_keys else []), fontsize=7,
-                  rotation=90 if keys is not None else 0)
+                  rotation=90 if keys is not None and max(map(len, keys), default=0) > 2 else 0)
     ax.tick_params(length=0)
     if title:
         ax.set_title(title, fontsize=8)
