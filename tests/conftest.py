@@ -52,6 +52,27 @@ def cli_error(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], str]:
     return run
 
 
+COPY_SMOKE_STEPS = 200  # the copy recipe for a fraction of its steps: a few seconds
+
+
+@pytest.fixture(scope="session")
+def copy_smoke():
+    """The copy task's recipe trained for ``COPY_SMOKE_STEPS`` steps, once per session, shared
+    by tests/test_copy_task.py and tests/test_viz.py: ``(recipe, model, history)``, the model in
+    eval mode. Tests must not train or modify it."""
+    from transformer import Transformer
+    from transformer.tasks import TASKS
+    from transformer.training import Trainer, seed_everything
+
+    copy = TASKS["copy"]
+    recipe = copy.recipe(max_steps=COPY_SMOKE_STEPS)
+    seed_everything(recipe.seed)
+    model = Transformer(copy.model_config(recipe))
+    history = Trainer(model, recipe.train_config(progress=False, device="cpu"),
+                      copy.data(recipe, "train")).train()
+    return recipe, model.eval(), history
+
+
 @pytest.fixture(scope="session")
 def site_build(tmp_path_factory: pytest.TempPathFactory) -> SiteBuild:
     site_dir = tmp_path_factory.mktemp("site")

@@ -16,9 +16,11 @@ from transformer.data.synthetic import (
     SEED_PAIRS,
     SEED_VOCAB,
     SYNTHETIC_TASKS,
+    RepeatedSequences,
     SyntheticTask,
     decode_seed_tokens,
     encode_seed_text,
+    repeated_sequence_batch,
     seed_example,
     synthetic_batch,
 )
@@ -137,6 +139,47 @@ def test_seed_words_round_trip_and_unknown_words_are_named():
         encode_seed_text("what is BBC")
     with pytest.raises(ValueError, match=r"ids must be in \[0, 8\), got 8"):
         decode_seed_tokens([8])
+
+
+def test_repeated_sequences_repeat_a_first_half_of_distinct_tokens_then_pad():
+    batch = repeated_sequence_batch(300, 6, 12, min_half=2,
+                                    generator=torch.Generator().manual_seed(0))
+    tokens, targets, half = batch["tokens"], batch["targets"], batch["half"]
+    assert tokens.shape == targets.shape == (300, 11) and half.shape == (300,)
+    assert set(half.tolist()) == {2, 3, 4, 5, 6}
+    assert torch.equal(tokens[:, 1:], targets[:, :-1])  # targets: the next token
+    for row, target, t in zip(tokens.tolist(), targets.tolist(), half.tolist(), strict=True):
+        sequence = row + target[-1:]  # (12,) the whole row
+        first = sequence[:t]
+        assert sequence == first + first + [PAD] * (12 - 2 * t)
+        assert len(set(first)) == t and min(first) >= FIRST_TOKEN and max(first) < 12
+        for i in range(t, 2 * t - 1):  # the second half: the token after the previous occurrence
+            assert target[i] == row[i - t + 1] and row[i - t] == row[i]
+
+
+def test_repeated_sequences_without_min_half_all_have_max_half_and_streams_are_reproducible():
+    assert repeated_sequence_batch(4, 5, 10)["half"].tolist() == [5, 5, 5, 5]
+    stream = RepeatedSequences(max_half=5, vocab_size=10, batch_size=4, min_half=2, seed=3)
+    a, b = (next(iter(stream)) for _ in range(2))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # every iter() starts the same stream
+    test = stream.held_out(50)
+    assert torch.equal(test["tokens"], stream.held_out(50)["tokens"])
+    assert not torch.equal(test["tokens"][:4], a["tokens"])  # another seed than training
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(batch_size=0), r"batch_size must be an integer >= 1, got 0"),
+    (dict(max_half=0), r"max_half must be an integer >= 1, got 0"),
+    (dict(vocab_size=8), r"vocab_size must be an integer >= 9 \(the 3 special ids and "
+                         r"max_half=6 distinct tokens\), got 8"),
+    (dict(min_half=7), r"min_half must be an integer in \[1, max_half=6\], got 7"),
+])
+def test_repeated_sequences_refuse_bad_arguments_naming_them(kwargs, message):
+    args = dict(batch_size=2, max_half=6, vocab_size=12) | kwargs
+    with pytest.raises(ValueError, match=message):
+        repeated_sequence_batch(**args)
+    with pytest.raises(ValueError, match=message):
+        RepeatedSequences(**args)
 
 
 def test_the_data_package_imports_nothing_of_ours_outside_it():

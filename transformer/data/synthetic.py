@@ -19,7 +19,7 @@ tensors, batch first, the format of :class:`~transformer.training.Trainer`::
 ``tgt_in`` is ``tgt_out`` shifted right by one ("the output embeddings are offset by one
 position", §3.1). Rows are padded with ``PAD``, which the loss ignores; in a row shorter than
 the batch, ``tgt_in`` also holds the ``EOS``, at a position whose target is padding. A decoder-only
-batch is ``{"tokens", "targets"}`` (:func:`seed_example`).
+batch is ``{"tokens", "targets"}`` (:func:`seed_example`, :func:`repeated_sequence_batch`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ __all__ = [
     "SEED_PAIRS",
     "SEED_VOCAB",
     "SYNTHETIC_TASKS",
+    "RepeatedSequences",
     "SyntheticTask",
     "decode_seed_tokens",
     "encode_seed_text",
+    "repeated_sequence_batch",
     "seed_example",
     "synthetic_batch",
 ]
@@ -216,3 +218,96 @@ def seed_example() -> dict[str, Tensor]:
     sentences = torch.tensor(rows)                                  # (2, 7)
     return {"tokens": sentences[:, :-1], "targets": sentences[:, 1:]}  # (2, 6) each
 # --8<-- [end:seed_example]
+
+
+# --8<-- [start:repeated_sequence_batch]
+def repeated_sequence_batch(
+    batch_size: int,
+    max_half: int,
+    vocab_size: int,
+    *,
+    min_half: int | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """Random sequences whose second half repeats the first, ``x_1 .. x_T x_1 .. x_T``, for a
+    decoder-only model (the induction-head experiment of ``docs/14-looking-inside.md``).
+
+    The first half is unpredictable; the second half can be predicted exactly by a model that
+    copies from its context: the next token is the one after the previous occurrence of the
+    current token. The ``T`` tokens of a row are distinct (drawn without replacement), so that
+    previous occurrence is unique, and ``T`` varies between rows when ``min_half`` is given, so
+    no fixed offset finds it: only the content does.
+
+    Args:
+        batch_size: rows in the batch.
+        max_half: the longest half ``T``; rows are padded with ``PAD`` to ``2 * max_half``.
+        vocab_size: size of the whole vocabulary, the 3 special ids included; tokens are drawn
+            from ``FIRST_TOKEN .. vocab_size - 1``, which must hold ``max_half`` distinct ids.
+        min_half: if given, each row's ``T`` is drawn uniformly from ``min_half .. max_half``;
+            if None every row has ``T = max_half``.
+        generator: a seeded ``torch.Generator`` makes the batch reproducible.
+
+    Returns:
+        ``{"tokens": (batch, 2 * max_half - 1), "targets": (batch, 2 * max_half - 1),
+        "half": (batch,)}``, long tensors: ``tokens`` is the sequence but its last position,
+        ``targets`` the sequence shifted left by one (the next token, ``PAD`` past a row's
+        end), ``half`` each row's ``T``. Position ``i`` is in the second half when
+        ``i >= half``; there the target is the token at position ``i - T + 1``.
+
+    Raises:
+        ValueError: ``batch_size`` or ``max_half`` < 1; fewer than ``max_half`` ordinary ids in
+            ``vocab_size``; ``min_half`` outside ``1 .. max_half``.
+    """
+    _check_int("batch_size", batch_size, 1)
+    _check_int("max_half", max_half, 1)
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or \
+            vocab_size < FIRST_TOKEN + max_half:
+        raise ValueError(f"vocab_size must be an integer >= {FIRST_TOKEN + max_half} (the 3 "
+                         f"special ids and max_half={max_half} distinct tokens), got "
+                         f"{vocab_size!r}")
+    if min_half is not None and (not isinstance(min_half, int) or isinstance(min_half, bool)
+                                 or not 1 <= min_half <= max_half):
+        raise ValueError(f"min_half must be an integer in [1, max_half={max_half}], got "
+                         f"{min_half!r}")
+
+    symbols = vocab_size - FIRST_TOKEN
+    draws = torch.rand(batch_size, symbols, generator=generator)                # (B, V - 3)
+    first = draws.argsort(dim=1)[:, :max_half] + FIRST_TOKEN  # (B, max_half) distinct ids
+    if min_half is None:
+        half = torch.full((batch_size,), max_half)                              # (B,)
+    else:
+        half = torch.randint(min_half, max_half + 1, (batch_size,), generator=generator)
+    pos = torch.arange(2 * max_half)                                            # (2 max_half,)
+    source = torch.where(pos < half[:, None], pos, pos - half[:, None])  # position to copy
+    sequence = first.gather(1, source.clamp(max=max_half - 1))                  # (B, 2 max_half)
+    sequence = sequence.masked_fill(pos >= 2 * half[:, None], PAD)
+    return {"tokens": sequence[:, :-1], "targets": sequence[:, 1:], "half": half}
+# --8<-- [end:repeated_sequence_batch]
+
+
+class RepeatedSequences:
+    """An endless, reproducible stream of :func:`repeated_sequence_batch` batches, as
+    :class:`SyntheticTask` is for the sequence-to-sequence tasks (``held_out`` likewise).
+
+    Raises:
+        ValueError: as :func:`repeated_sequence_batch`, at construction.
+    """
+
+    def __init__(self, *, max_half: int, vocab_size: int, batch_size: int,
+                 min_half: int | None = None, seed: int = 0) -> None:
+        repeated_sequence_batch(batch_size, max_half, vocab_size, min_half=min_half)  # validate
+        self.max_half, self.vocab_size, self.batch_size = max_half, vocab_size, batch_size
+        self.min_half, self.seed = min_half, seed
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield repeated_sequence_batch(self.batch_size, self.max_half, self.vocab_size,
+                                          min_half=self.min_half, generator=generator)
+
+    def held_out(self, n: int, seed: int | None = None) -> dict[str, Tensor]:
+        """``n`` test sequences in one batch, drawn with ``seed`` (default ``self.seed + 1``)."""
+        _check_int("n", n, 1)
+        generator = torch.Generator().manual_seed(self.seed + 1 if seed is None else seed)
+        return repeated_sequence_batch(n, self.max_half, self.vocab_size,
+                                       min_half=self.min_half, generator=generator)

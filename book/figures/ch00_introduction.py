@@ -1,8 +1,6 @@
-"""Figure helpers for Part I of the book (chapters 0–4): matplotlib only.
-
-Chapters call these from markdown-exec blocks and turn the result into inline SVG with
-:func:`book.figures.svg`. Helpers here only *draw*; whatever a figure shows is computed from the
-package (or passed in by the chapter), so the picture cannot drift from the code.
+"""The figure of chapter 0 (docs/index.md): Figure 1 of the paper, redrawn with the classes
+of the package. Drawn at build time and embedded with :func:`book.figures.svg`; the labels
+(parameter counts) are computed by the chapter, so the picture cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["draw_model_parts", "heatmaps"]
+__all__ = ["draw_model_parts"]
 
 # Colours close to those of Figure 1 of the paper.
 _ATTENTION = "#fbd9a8"
@@ -158,32 +156,4 @@ def draw_model_parts(labels: Mapping[str, str]) -> Figure:
     _arrow(ax, (dec_x, head[-1][1]), (dec_x, head[-1][1] + 0.25))
     ax.text(dec_x, head[-1][1] + 0.45, "Output Probabilities", ha="center", va="center",
             fontsize=9, color=_INK)
-    return fig
-
-
-def heatmaps(maps: Sequence, titles: Sequence[str], *, xlabel: str = "key position",
-             ylabel: str = "query position", size: float = 2.1, cmap: str = "Blues") -> Figure:
-    """A row of heatmaps (attention weights, one panel per head) sharing one colour scale.
-
-    Args:
-        maps: 2-D arrays ``(q_len, k_len)`` (tensors are fine), values in ``[0, 1]``.
-        titles: one title per panel.
-        size: width of one panel in inches.
-    """
-    if len(maps) != len(titles):
-        raise ValueError(f"need one title per map, got {len(maps)} maps and {len(titles)} titles")
-    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps) + 0.8, size + 0.4),
-                             squeeze=False, layout="constrained")
-    image = None
-    for ax, data, title in zip(axes[0], maps, titles, strict=True):
-        if hasattr(data, "detach"):  # a tensor, perhaps one that requires grad
-            data = data.detach().cpu().numpy()
-        image = ax.imshow(data, cmap=cmap, vmin=0.0, vmax=1.0)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks(range(0, data.shape[1], 2))
-        ax.set_yticks(range(0, data.shape[0], 2))
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel(ylabel, fontsize=8)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="weight")
     return fig

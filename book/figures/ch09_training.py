@@ -1,11 +1,12 @@
 """Figures of the training chapter (docs/09-training.md), drawn at build time.
 
-Every curve is computed by the package itself: the schedule by ``noam_lr`` (eq. 3), the target
-distributions by differentiating ``label_smoothed_nll``. A markdown-exec block on the page turns
-the figure into inline SVG with :func:`book.figures.svg`::
+Every curve is computed by the package itself: the schedule by ``noam_lr`` (eq. 3), drawn by
+:func:`transformer.viz.plot_learning_rate`; the target distributions by differentiating
+``label_smoothed_nll``. A markdown-exec block on the page turns the figure into inline SVG with
+:func:`book.figures.svg`::
 
     from book.figures import svg
-    from book.figures_training import schedule_figure
+    from book.figures.ch09_training import schedule_figure
 
     fig, peaks = schedule_figure()
     print(svg(fig, alt="..."))
@@ -23,6 +24,7 @@ from matplotlib.figure import Figure
 
 from transformer.training.loss import label_smoothed_nll
 from transformer.training.schedule import noam_lr
+from transformer.viz import plot_learning_rate
 
 __all__ = ["schedule_figure", "smoothed_target", "smoothing_figure"]
 
@@ -36,33 +38,14 @@ def schedule_figure(
 
     Returns the figure and ``{d_model: (peak_step, peak_lr)}``.
     """
-    steps = list(range(1, last_step + 1))
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    curves = {d: [noam_lr(step, d, warmup_steps) for step in range(1, last_step + 1)]
+              for d in d_models}
     peaks: dict[int, tuple[int, float]] = {}
-    for d_model in d_models:
-        rates = [noam_lr(step, d_model, warmup_steps) for step in steps]
+    for d_model, rates in curves.items():
         peak = max(range(len(rates)), key=rates.__getitem__)
-        peaks[d_model] = (steps[peak], rates[peak])
-        (line,) = ax.plot(steps, rates, label=f"$d_{{model}} = {d_model}$")
-        ax.plot(steps[peak], rates[peak], "o", color=line.get_color())
-        ax.annotate(
-            f"step {steps[peak]}: {rates[peak]:.2e}",
-            xy=(steps[peak], rates[peak]),
-            xytext=(12, -4),
-            textcoords="offset points",
-            fontsize=9,
-            color=line.get_color(),
-        )
-    ax.axvline(warmup_steps, color="0.6", linestyle="--", linewidth=1)
-    ax.text(
-        warmup_steps, 0, f" warmup_steps = {warmup_steps}", fontsize=8, color="0.4", va="bottom"
-    )
-    ax.set_xlabel("step_num")
-    ax.set_ylabel("lrate")
-    ax.set_xlim(0, last_step)
-    ax.set_ylim(bottom=0)
-    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    ax.legend(frameon=False)
+        peaks[d_model] = (peak + 1, rates[peak])  # steps count from 1
+    fig = plot_learning_rate({f"$d_{{model}} = {d}$": rates for d, rates in curves.items()},
+                             warmup_steps=warmup_steps)
     return fig, peaks
 
 

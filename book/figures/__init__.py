@@ -1,4 +1,7 @@
-"""Turn a matplotlib figure into inline SVG for a markdown-exec block.
+"""The book's figures: :func:`svg` turns a matplotlib figure into inline SVG for a markdown-exec
+block, and ``book/figures/chNN_<chapter>.py`` holds what one chapter draws that no other does.
+Drawing that the package offers its readers (attention maps, attention entropy, positional
+encodings, learning-rate schedules) lives in :mod:`transformer.viz`, which chapters call directly.
 
 A chapter draws its figure at build time, so the picture always shows what the code computes:
 
