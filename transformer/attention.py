@@ -139,6 +139,14 @@ class KVCache:
 
 
 # --8<-- [start:multi_head_attention]
+def _check_causal(mask: Tensor | None, cache: object, q_len: int, k_len: int) -> None:
+    if mask is not None or cache is not None or q_len != k_len:
+        raise ValueError(f"is_causal=True is for a sequence attending to itself with no mask and "
+                         f"no cache, got mask={'a tensor' if mask is not None else None}, "
+                         f"cache={'a cache' if cache is not None else None}, q_len={q_len}, "
+                         f"k_len={k_len}")
+
+
 class MultiHeadAttention(nn.Module):
     r"""Multi-head attention (§3.2.2).
 
@@ -236,7 +244,7 @@ class MultiHeadAttention(nn.Module):
     # --8<-- [start:mha_forward]
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None, *,
                 need_weights: bool = False, cache: KVCache | None = None,
-                static_kv: bool = False) -> tuple[Tensor, Tensor | None]:
+                static_kv: bool = False, is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
         """Attend from ``query`` to ``key``/``value``.
 
         Args:
@@ -250,6 +258,9 @@ class MultiHeadAttention(nn.Module):
             cache: keys/values of earlier steps; new ones are appended (or, with
                 ``static_kv``, computed once and reused).
             static_kv: the keys/values do not change between steps (cross-attention).
+            is_causal: instead of ``mask``, the causal mask of a sequence attending to itself
+                with no cache (no padding to hide): the fused kernel then skips masked blocks
+                instead of reading a mask tensor.
 
         Returns:
             ``(output, weights)``: ``(batch, q_len, d_model)`` and the weights or ``None``.
@@ -270,11 +281,19 @@ class MultiHeadAttention(nn.Module):
                 cache.set(k, v)
             elif cache is not None:
                 k, v = cache.append(k, v)  # (B, h, cached + k_len, d_head)
+        if is_causal:
+            _check_causal(mask, cache, q.shape[-2], k.shape[-2])
         if mask is not None:  # (batch, heads, q_len, k_len) or broadcastable to it
             _check_mask(mask, (q.shape[0], self.n_heads, q.shape[-2], k.shape[-2]))
         p = self.dropout if self.training else 0.0
         weights = None
-        if need_weights or self.keep_weights:  # the explicit math of eq. 1
+        if is_causal and (need_weights or self.keep_weights):  # the explicit path needs it
+            mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool,
+                              device=q.device).tril()  # (q_len, k_len)
+        if is_causal and mask is None:  # the fused kernel, causal without a mask tensor
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True,
+                                                 enable_gqa=self.grouped)
+        elif need_weights or self.keep_weights:  # the explicit math of eq. 1
             out, weights = scaled_dot_product_attention(q, self._repeat_kv(k), self._repeat_kv(v),
                                                         mask, dropout_p=p)
             if self.keep_weights:

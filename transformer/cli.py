@@ -5,6 +5,8 @@
     transformer info --preset base                 # Table 3's base model, parameter counts
     transformer train copy --max-steps 400 --out runs/copy
     transformer generate --checkpoint runs/copy --input "3 5 7 9"
+    transformer train shakespeare --out runs/shakespeare
+    transformer generate --checkpoint runs/shakespeare --prompt "ROMEO:" --top-k 50
 
 ``train`` reads the tasks table (:data:`transformer.tasks.TASKS`): one subcommand per task,
 whose options are the fields of the task's recipe (``max_steps`` becomes ``--max-steps``,
@@ -201,6 +203,8 @@ def _train(args: argparse.Namespace) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).unlink(missing_ok=True)
+    if task.note is not None:
+        print(task.note(recipe))
     seed_everything(recipe.seed)
     model = task.model(model_config)
     trainer = Trainer(model, train_config, task.data(recipe, "train"))
@@ -217,6 +221,8 @@ def _train(args: argparse.Namespace) -> int:
         history = train_until(trainer, validation, metric, eval_every=recipe.eval_every,
                               early_stop=not args.no_early_stop, on_eval=show)
     score = metric.compute(model, test)
+    if task.tokenizer is not None:  # beside the checkpoint: text in, text out (`generate`)
+        task.tokenizer(recipe).save(out)
     trainer.save(out / CHECKPOINT_DIR, extra={
         "task": task.name, "recipe": recipe.to_dict(),
         "results": {"final_loss": history[-1]["loss"], metric.name: score}})
@@ -224,7 +230,8 @@ def _train(args: argparse.Namespace) -> int:
                f"{metric.fmt.format(metric.target)})" if trainer.step < recipe.max_steps else "")
     print(f"trained {task.name} for {trainer.step} steps{stopped}: final loss "
           f"{history[-1]['loss']:.4f}; test {metric.name}: {metric.fmt.format(score)}")
-    print(f"saved to {out}/ ({CHECKPOINT_DIR}/, {METRICS_FILE})")
+    saved = f"{CHECKPOINT_DIR}/, {METRICS_FILE}" + (", tokenizer.json" if task.tokenizer else "")
+    print(f"saved to {out}/ ({saved})")
     return 0
 
 
@@ -280,12 +287,52 @@ def _parse_tokens(text: str, config: TransformerConfig) -> list[int]:
     return ids
 
 
+def _run_tokenizer(directory: str, run: Run) -> Any:
+    """The tokenizer saved beside a run by `train` (``tokenizer.json``), or ``None``."""
+    from transformer.data.tokenizers import TOKENIZER_FILE, load_tokenizer
+
+    for folder in (Path(directory), run.path.parent):
+        if (folder / TOKENIZER_FILE).is_file():
+            try:
+                return load_tokenizer(folder)
+            except ValueError as err:
+                raise UsageError(f"argument --checkpoint: {_reason(err)}") from None
+    return None
+
+
+def _generate_text(args: argparse.Namespace, run: Run, device: torch.device) -> int:
+    from transformer.tasks.language import continue_text
+
+    tokenizer = _run_tokenizer(args.checkpoint, run)
+    if tokenizer is None:
+        raise UsageError(f"argument --prompt: {args.checkpoint} has no tokenizer.json (a run of "
+                         "a text task saves one); give token ids with --input instead")
+    try:
+        tokenizer.encode(args.prompt) if args.prompt else None
+    except ValueError as err:
+        raise UsageError(f"argument --prompt: {_reason(err)}") from None
+    try:
+        text = continue_text(run.model, tokenizer, args.prompt,
+                             max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                             top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    except ValueError as err:
+        raise UsageError(f"argument --prompt: {_reason(err)}") from None
+    print(text)
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from transformer.data.synthetic import BOS, EOS, PAD
     from transformer.tasks.base import _decode
 
     device = _device(args.device) if args.device else torch.device("cpu")
-    model = load_run(args.checkpoint, device).model
+    run = load_run(args.checkpoint, device)
+    if args.prompt is not None:
+        if isinstance(run.model, Transformer):
+            raise UsageError("argument --prompt: this run is an encoder-decoder model; it "
+                             "decodes token ids given with --input")
+        return _generate_text(args, run, device)
+    model = run.model
     ids = _parse_tokens(args.input, model.config)
     if args.max_len is not None and args.max_len > model.config.max_len:
         raise UsageError(f"argument --max-len: at most {model.config.max_len} new tokens fit "
@@ -297,20 +344,55 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
 def _add_generate_parser(sub: Any) -> None:
     generate = sub.add_parser(
-        "generate", help="decode a source sequence with a model saved by `train`",
-        description="Load a model saved by `transformer train` and print the token ids it "
-        "generates for one source sequence (EOS and padding left out).")
+        "generate", help="continue a text prompt, or decode token ids, with a trained model",
+        description="Load a model saved by `transformer train`. With --prompt (a text task "
+        "such as shakespeare): print the prompt and its continuation, through the run's own "
+        "tokenizer. With --input (copy, reverse, sort): print the token ids it generates for "
+        "one source sequence (EOS and padding left out).")
     generate.add_argument("--checkpoint", required=True, metavar="DIR",
                           help="the --out directory of `transformer train`")
-    generate.add_argument("--input", required=True, metavar="IDS",
-                          help='source token ids separated by spaces, e.g. "3 5 7 9"')
-    generate.add_argument("--beam-size", type=_positive_int, default=1,
-                          help="1 for greedy decoding, more for beam search (§6.1) "
-                          "(default: %(default)s)")
-    generate.add_argument("--max-len", type=_positive_int, default=None,
-                          help="most tokens to generate (default: input length + 50, §6.1)")
+    what = generate.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", metavar="TEXT", help='text to continue, e.g. "ROMEO:"')
+    what.add_argument("--input", metavar="IDS",
+                      help='source token ids separated by spaces, e.g. "3 5 7 9"')
+    text = generate.add_argument_group("with --prompt")
+    text.add_argument("--max-new-tokens", type=_positive_int, default=200,
+                      help="tokens to generate (default: %(default)s)")
+    text.add_argument("--temperature", type=_temperature, default=0.8,
+                      help="sampling temperature; 0 for greedy decoding (default: %(default)s)")
+    text.add_argument("--top-k", type=_positive_int, default=None,
+                      help="sample among the k most probable tokens only")
+    text.add_argument("--top-p", type=_probability, default=None,
+                      help="sample among the most probable tokens of total mass p only")
+    text.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
+    ids = generate.add_argument_group("with --input")
+    ids.add_argument("--beam-size", type=_positive_int, default=1,
+                     help="1 for greedy decoding, more for beam search (§6.1) "
+                     "(default: %(default)s)")
+    ids.add_argument("--max-len", type=_positive_int, default=None,
+                     help="most tokens to generate (default: input length + 50, §6.1)")
     generate.add_argument("--device", default=None, help="torch device (default: cpu)")
     generate.set_defaults(func=_generate)
 

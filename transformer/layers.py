@@ -201,10 +201,12 @@ class EncoderLayer(nn.Module):
         self.sublayer2 = ResidualSublayer(d_model, dropout, norm_first, eps, norm=norm, bias=bias)
 
     def forward(self, x: Tensor, *, src_mask: Tensor | None = None,
-                cache: KVCache | None = None) -> Tensor:
+                cache: KVCache | None = None, is_causal: bool = False) -> Tensor:
         """``x``: ``(batch, seq, d_model)``; ``src_mask``, the self-attention mask,
-        broadcastable to ``(batch, heads, seq, seq)`` (``True`` = may attend)."""
-        x = self.sublayer1(x, lambda y: self.self_attn(y, y, y, mask=src_mask, cache=cache)[0])
+        broadcastable to ``(batch, heads, seq, seq)`` (``True`` = may attend); ``is_causal``
+        instead of a mask: causal self-attention (the decoder-only model's fast path)."""
+        x = self.sublayer1(x, lambda y: self.self_attn(y, y, y, mask=src_mask, cache=cache,
+                                                       is_causal=is_causal)[0])
         return self.sublayer2(x, self.feed_forward)  # (batch, seq, d_model)
 # --8<-- [end:encoder_layer]
 

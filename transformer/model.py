@@ -539,12 +539,15 @@ class DecoderOnlyTransformer(nn.Module):
             self.generator.weight = self.embed.weight
 
     def forward(self, tokens: Tensor, *, mask: Tensor | None = None,
-                cache: list[KVCache] | None = None) -> Tensor:
+                cache: list[KVCache] | None = None, is_causal: bool = False) -> Tensor:
         """``tokens``: ``(batch, seq)`` ids (only the new ones when ``cache`` is given).
 
         ``mask`` is the one mask, of every block's self-attention (the encoder-decoder's
         ``tgt_mask``); it defaults to :func:`~transformer.masks.decoder_mask`: causal, and
-        hiding padding keys when there is no cache.
+        hiding padding keys when there is no cache. ``is_causal=True`` says that ``tokens``
+        hold no padding (windows of running text, as in language-model training): attention
+        is then only causal, no mask tensor is built, and the fused kernel skips the future
+        keys instead of reading a mask (same result as the default mask, faster).
 
         Raises:
             ValueError: if ``tokens`` is not ``(batch, seq)`` with both at least 1, or a token
@@ -553,11 +556,15 @@ class DecoderOnlyTransformer(nn.Module):
         """
         _check_ids("tokens", tokens)
         cache_len = None if cache is None else len(cache[0])  # positions cached
-        if mask is None:
+        if is_causal and (mask is not None or cache is not None):
+            raise ValueError("is_causal=True replaces the mask of a sequence without padding "
+                             "and without a cache; got a mask or a cache too")
+        if mask is None and not is_causal:
             mask = decoder_mask(tokens, self.config.pad_id, cache_len)  # no future, no pads
         x = self.dropout(self.positions(self.embed(tokens), cache_len or 0))  # (B, seq, d_model)
         for i, layer in enumerate(self.layers):
-            x = layer(x, src_mask=mask, cache=None if cache is None else cache[i])
+            x = layer(x, src_mask=mask, cache=None if cache is None else cache[i],
+                      is_causal=is_causal)
         return self.generator(self.norm(x))  # (batch, seq, vocab)
 
     def new_cache(self) -> list[KVCache]:

@@ -266,12 +266,14 @@ class CharTokenizer(Tokenizer):
         """
         stoi, unk_id = self.stoi, self.unk_id
         _check_text(text)
+        # --8<-- [start:char_encode]
         if unk_id is not None:
-            return [stoi.get(c, unk_id) for c in text]
+            return [stoi.get(c, unk_id) for c in text]  # an unknown character → <unk>
         try:
-            return [stoi[c] for c in text]
+            return [stoi[c] for c in text]  # one id per character
         except KeyError:
             raise ValueError(self._unknown_message(text)) from None
+        # --8<-- [end:char_encode]
 
     def _unknown_message(self, text: str) -> str:
         unknown = [(i, c) for i, c in enumerate(text) if c not in self.stoi]
@@ -363,12 +365,14 @@ class BPETokenizer(Tokenizer):
                 or vocab_size < smallest:
             raise ValueError(f"vocab_size must be an integer >= {smallest} (256 bytes + "
                              f"{len(specials)} specials), got {vocab_size!r}")
+        # --8<-- [start:bpe_train]
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         hf.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(specials),
                                       initial_alphabet=alphabet, show_progress=False)
         hf.train_from_iterator(_checked_texts(texts), trainer=trainer)
+        # --8<-- [end:bpe_train]
         return cls(hf, specials)
 
     @property

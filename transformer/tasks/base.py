@@ -212,6 +212,8 @@ class Task(Generic[R]):
             are token ids already.
         model: the model class that ``model_config`` configures (an encoder-decoder
             :class:`~transformer.model.Transformer` or a decoder-only model).
+        note: ``note(recipe)``, a line ``transformer train`` prints before training, e.g.
+            which files of a corpus train and score the model; ``None``: nothing to say.
     """
 
     name: str
@@ -222,6 +224,7 @@ class Task(Generic[R]):
     metric: Metric
     tokenizer: Callable[[R], Any] | None = None
     model: Callable[[TransformerConfig], nn.Module] = Transformer
+    note: Callable[[R], str] | None = None
 # --8<-- [end:task]
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 import random
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -161,3 +162,42 @@ def pad_batch(sequences: Sequence[Tensor], pad_id: int = 0) -> Tensor:
     for row, seq in zip(out, sequences, strict=True):
         row[: len(seq)] = seq                                   # (batch, max_len)
     return out
+
+
+# --8<-- [start:random_windows]
+class RandomWindows:
+    """Language-model batches: windows of ``context + 1`` consecutive ids at random offsets of
+    one long sequence (a tokenized corpus), as GPT-2 and nanoGPT train.
+
+    Calling it with an epoch number gives that epoch's ``batches_per_epoch`` batches
+    ``{"tokens": (batch_size, context), "targets": (batch_size, context), "unpadded": True}``,
+    the targets being the tokens shifted by one. The offsets depend only on ``(seed, epoch)``,
+    as the trainer's resuming needs; each batch is one gather from a strided view of ``ids``.
+
+    Raises:
+        ValueError: ``ids`` not 1-D or not longer than ``context + 1``; ``context``,
+            ``batch_size`` or ``batches_per_epoch`` not an integer >= 1.
+    """
+
+    def __init__(self, ids: Tensor, context: int, batch_size: int, *, seed: int = 0,
+                 batches_per_epoch: int = 1000) -> None:
+        for name, value in (("context", context), ("batch_size", batch_size),
+                            ("batches_per_epoch", batches_per_epoch)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(ids, Tensor) or ids.dim() != 1 or len(ids) <= context + 1:
+            shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+            raise ValueError(f"ids must be a 1-D tensor longer than context + 1 = "
+                             f"{context + 1}, got {shape}")
+        self.windows = ids.long().unfold(0, context + 1, 1)  # (n - context, context + 1), a view
+        self.context, self.batch_size, self.seed = context, batch_size, seed
+        self.batches_per_epoch = batches_per_epoch
+
+    def __call__(self, epoch: int) -> Iterator[dict[str, Any]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        starts = torch.randint(len(self.windows), (self.batches_per_epoch, self.batch_size),
+                               generator=generator)  # every offset of the epoch, drawn at once
+        for row in starts:
+            window = self.windows[row]  # (batch_size, context + 1)
+            yield {"tokens": window[:, :-1], "targets": window[:, 1:], "unpadded": True}
+# --8<-- [end:random_windows]

@@ -13,6 +13,8 @@ Steps are numbered from 1: the rate used by the *first* optimizer step is ``lrat
 
 from __future__ import annotations
 
+import math
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -64,3 +66,62 @@ class NoamSchedule(LRScheduler):
         lr = noam_lr(self.last_epoch + 1, self.d_model, self.warmup_steps, self.factor)
         return [lr for _ in self.optimizer.param_groups]
 # --8<-- [end:noam_schedule]
+
+
+# --8<-- [start:cosine_schedule]
+def cosine_lr(step: int, lr: float, warmup_steps: int, decay_steps: int,
+              min_lr: float = 0.0) -> float:
+    """Linear warm-up then cosine decay, the schedule of GPT-style training (nanoGPT's
+    ``get_lr``): the learning rate for optimizer step ``step`` (counted from 1).
+
+    Step ``s`` uses nanoGPT's iteration ``it = s - 1``: ``lr · (it + 1) / (warmup_steps + 1)``
+    while ``it < warmup_steps``; then ``min_lr + ½ (1 + cos(π r)) (lr - min_lr)`` with
+    ``r = (it - warmup_steps) / (decay_steps - warmup_steps)``; ``min_lr`` after
+    ``decay_steps``.
+
+    Raises:
+        ValueError: ``step < 1``, ``lr <= 0``, ``min_lr`` outside ``[0, lr]``, or
+            ``decay_steps <= warmup_steps``.
+    """
+    _check_cosine(step, lr, warmup_steps, decay_steps, min_lr)
+    it = step - 1
+    if it < warmup_steps:
+        return lr * (it + 1) / (warmup_steps + 1)
+    if it > decay_steps:
+        return min_lr
+    ratio = (it - warmup_steps) / (decay_steps - warmup_steps)  # 0 → 1
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+# --8<-- [end:cosine_schedule]
+
+
+def _check_cosine(step: int, lr: float, warmup_steps: int, decay_steps: int,
+                  min_lr: float) -> None:
+    _check_positive("step", step, integer=True)
+    _check_positive("lr", lr, integer=False)
+    if not (isinstance(warmup_steps, int) and not isinstance(warmup_steps, bool)
+            and warmup_steps >= 0):
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    _check_positive("decay_steps", decay_steps, integer=True)
+    if decay_steps <= warmup_steps:
+        raise ValueError(f"decay_steps must be greater than warmup_steps={warmup_steps}, got "
+                         f"{decay_steps}")
+    if not (isinstance(min_lr, int | float) and not isinstance(min_lr, bool)
+            and math.isfinite(min_lr) and 0 <= min_lr <= lr):
+        raise ValueError(f"min_lr must be a number in [0, lr={lr}], got {min_lr!r}")
+
+
+class CosineSchedule(LRScheduler):
+    """Sets every parameter group's ``lr`` to :func:`cosine_lr` of the coming optimizer step
+    (used as any PyTorch scheduler; the optimizer's own ``lr`` is overwritten)."""
+
+    def __init__(self, optimizer: Optimizer, lr: float, warmup_steps: int, decay_steps: int,
+                 min_lr: float = 0.0, last_epoch: int = -1) -> None:
+        _check_cosine(1, lr, warmup_steps, decay_steps, min_lr)
+        self.peak, self.warmup_steps, self.decay_steps, self.min_lr = (lr, warmup_steps,
+                                                                       decay_steps, min_lr)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        lr = cosine_lr(self.last_epoch + 1, self.peak, self.warmup_steps, self.decay_steps,
+                       self.min_lr)
+        return [lr for _ in self.optimizer.param_groups]

@@ -10,7 +10,9 @@ JSON: no ``NaN``/``Infinity``; the diverged step has no record) hold only the go
 
 **Batches** are dicts of tensors: ``{"src", "tgt_in", "tgt_out"}`` for the encoder-decoder
 (``logits = model(src, tgt_in)``, predicting ``tgt_out``) or ``{"tokens", "targets"}`` for a
-decoder-only model (``logits = model(tokens)``). Padding is ``model.config.pad_id``.
+decoder-only model (``logits = model(tokens)``). Padding is ``model.config.pad_id``. A
+decoder-only batch may also hold ``"unpadded": True`` (a Python bool) when its tokens hold no
+padding, as windows of running text do: the model then runs its causal fast path.
 
 **Resuming the data position**: ``train_batches`` is either a callable ``epoch -> iterable of
 batches`` or a re-iterable (a list, or a loader; ``set_epoch(epoch)`` is called if it has one).
@@ -38,13 +40,14 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
 from transformer.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from transformer.training.loss import label_smoothed_nll
-from transformer.training.schedule import NoamSchedule
+from transformer.training.schedule import CosineSchedule, NoamSchedule
 
-Batch = dict[str, Tensor]
+Batch = dict[str, Any]  # tensors (and the optional "unpadded" flag of decoder-only batches)
 LossFn = Callable[[nn.Module, Batch], tuple[Tensor, int]]
 Batches = Iterable[Batch] | Callable[[int], Iterable[Batch]]
 _NOT_APPLIED = ("the step was not applied, so the weights are those of the step before (and "
@@ -106,6 +109,12 @@ class TrainConfig:
     ``eval_every``/``checkpoint_every`` count optimizer steps (``None``: never); checkpoints go
     to ``<checkpoint_dir>/latest``. ``log_path`` receives one JSON object per step.
 
+    GPT-style runs (chapter 12) set ``optimizer="adamw"`` with ``weight_decay`` (applied to
+    the matrices and embeddings only, the tensors of two or more dimensions, as GPT-2 and
+    nanoGPT do) and ``schedule="cosine"``: linear warm-up over ``warmup_steps`` to the peak
+    ``lr``, then cosine decay to ``min_lr`` at ``decay_steps`` (default ``max_steps``);
+    ``lr_factor`` is then unused. Under ``schedule="noam"`` (eq. 3), ``lr`` must stay ``None``.
+
     Raises:
         TypeError: a field of the wrong type (named): counts must be integers (not bools or
             floats), rates finite numbers, switches bools, paths str/os.PathLike.
@@ -118,6 +127,12 @@ class TrainConfig:
     lr_factor: float = 1.0
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-9
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = 0.0
+    schedule: Literal["noam", "cosine"] = "noam"
+    lr: float | None = None
+    min_lr: float = 0.0
+    decay_steps: int | None = None
     label_smoothing: float = 0.1
     grad_clip: float | None = None
     grad_accum_steps: int = 1
@@ -148,6 +163,27 @@ class TrainConfig:
         for i, beta in enumerate(self.betas):
             _check_real(f"betas[{i}]", beta, lambda v: 0 <= v < 1, "in [0, 1)")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        _check_real("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0")
+        if self.weight_decay > 0 and self.optimizer != "adamw":
+            raise ValueError(f"weight_decay={self.weight_decay} needs optimizer='adamw' "
+                             f"(decoupled weight decay), got optimizer={self.optimizer!r}")
+        if self.schedule not in ("noam", "cosine"):
+            raise ValueError(f"schedule must be 'noam' or 'cosine', got {self.schedule!r}")
+        _check_real("lr", self.lr, lambda v: v > 0, "> 0", optional=True)
+        _check_int("decay_steps", self.decay_steps, 1, optional=True)
+        if self.schedule == "cosine":
+            if self.lr is None:
+                raise ValueError("schedule='cosine' needs lr (the peak learning rate), got None")
+            _check_real("min_lr", self.min_lr, lambda v: 0 <= v <= self.lr, f"in [0, lr={self.lr}]")
+            decay = self.decay_steps if self.decay_steps is not None else self.max_steps
+            if decay <= self.warmup_steps:
+                raise ValueError(f"decay_steps (default max_steps) must be greater than "
+                                 f"warmup_steps={self.warmup_steps}, got {decay}")
+        elif self.lr is not None:
+            raise ValueError(f"lr={self.lr} is the peak of schedule='cosine'; eq. 3 "
+                             f"(schedule='noam') is scaled by lr_factor instead")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         for name in ("compile", "progress"):
@@ -201,14 +237,31 @@ class TokenLoss:
     def __call__(self, model: nn.Module, batch: Batch) -> tuple[Tensor, int]:
         if {"src", "tgt_in", "tgt_out"} <= batch.keys():
             logits, target = model(batch["src"], batch["tgt_in"]), batch["tgt_out"]
-        elif {"tokens", "targets"} <= batch.keys():
-            logits, target = model(batch["tokens"]), batch["targets"]
+        elif {"tokens", "targets"} <= batch.keys():  # "unpadded": True, windows of running text
+            logits = model(batch["tokens"], is_causal=batch.get("unpadded") is True)
+            target = batch["targets"]
         else:
             raise ValueError("batch must have keys {'src', 'tgt_in', 'tgt_out'} or "
                              f"{{'tokens', 'targets'}}, got {sorted(batch)}")
         loss = label_smoothed_nll(logits, target, self.label_smoothing, self.pad_id,
                                   reduction="sum")
         return loss, int((target != self.pad_id).sum())
+
+
+# --8<-- [start:make_optimizer]
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (§5.3) or AdamW with decoupled weight decay on the tensors of two or more
+    dimensions (weight matrices and embeddings; biases and norm gains are not decayed, as in
+    GPT-2 and nanoGPT). The learning rate is set by the schedule."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=1.0, betas=config.betas, eps=config.eps)
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=1.0, betas=config.betas,
+                             eps=config.eps, fused=fused or None)  # one kernel for all tensors
+# --8<-- [end:make_optimizer]
 
 
 class Trainer:
@@ -239,10 +292,16 @@ class Trainer:
         self.model = model.to(self.device)
         self.forward_model = torch.compile(model) if config.compile else model
         self.loss_fn = loss_fn or TokenLoss(config.label_smoothing, model_config.pad_id)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1.0,  # lr: set by the schedule
-                                          betas=config.betas, eps=config.eps)
-        self.scheduler = NoamSchedule(self.optimizer, model_config.d_model,
-                                      config.warmup_steps, config.lr_factor)
+        self.optimizer = make_optimizer(model, config)
+        self.scheduler: LRScheduler
+        if config.schedule == "cosine":
+            assert config.lr is not None  # checked by TrainConfig
+            self.scheduler = CosineSchedule(
+                self.optimizer, config.lr, config.warmup_steps,
+                config.decay_steps or config.max_steps, config.min_lr)
+        else:
+            self.scheduler = NoamSchedule(self.optimizer, model_config.d_model,
+                                          config.warmup_steps, config.lr_factor)
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=config.precision == "fp16")
         self.train_batches, self.eval_batches = train_batches, eval_batches
@@ -292,7 +351,7 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        lr = self.optimizer.param_groups[0]["lr"]  # eq. 3 at this step, set by NoamSchedule
+        lr = self.optimizer.param_groups[0]["lr"]  # set by the schedule (eq. 3 by default)
         loss_sum, n_tokens = 0.0, 0
         for _ in range(self.config.grad_accum_steps):
             with self._autocast():
