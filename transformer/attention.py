@@ -52,6 +52,20 @@ def _safe_mask(mask: Tensor) -> tuple[Tensor, Tensor]:
     return mask | empty_row, empty_row
 
 
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> None:
+    """Check that ``q``, ``k``, ``v`` fit eq. 1 and that ``dropout_p`` is in ``[0, 1)``."""
+    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
+        raise ValueError("q, k and v must have at least 2 dims (..., seq, d), got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share d_k (last dim), got {q.shape[-1]} and {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same length (dim -2), got {k.shape[-2]} and "
+                         f"{v.shape[-2]}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+
+
 # --8<-- [start:scaled_dot_product_attention]
 def scaled_dot_product_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
@@ -75,16 +89,8 @@ def scaled_dot_product_attention(
             ``dropout_p`` is not in ``[0, 1)``.
         TypeError: if ``mask`` is not boolean.
     """
-    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
-        raise ValueError("q, k and v must have at least 2 dims (..., seq, d), got "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must share d_k (last dim), got {q.shape[-1]} and {k.shape[-1]}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same length (dim -2), got {k.shape[-2]} and "
-                         f"{v.shape[-2]}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    _check_qkv(q, k, v, dropout_p)
+    # --8<-- [start:attention_math]
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., q_len, k_len)
     empty_row = None
@@ -98,6 +104,7 @@ def scaled_dot_product_attention(
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights  # (..., q_len, d_v), (..., q_len, k_len)
+    # --8<-- [end:attention_math]
 # --8<-- [end:scaled_dot_product_attention]
 
 
