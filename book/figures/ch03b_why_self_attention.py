@@ -28,7 +28,7 @@ def cost_panels(ns: Sequence[int], panels: Mapping[str, Mapping[str, Sequence[fl
         panels: ``{panel title: {layer: values at ns}}``.
         crossover: an ``n`` to mark with a dotted vertical line on every panel (``n = d``).
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.1),
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels), 3.0),
                              layout="constrained", squeeze=False)
     colors = plt.get_cmap("tab10").colors
     layers: list[str] = []
@@ -40,14 +40,14 @@ def cost_panels(ns: Sequence[int], panels: Mapping[str, Mapping[str, Sequence[fl
                       color=colors[layers.index(name) % len(colors)], label=name)
         if crossover is not None:
             ax.axvline(crossover, color=_INK, linestyle=":", linewidth=1)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("sequence length n", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("sequence length n", fontsize=9)
+        ax.tick_params(labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
     handles = {line.get_label(): line for ax in axes[0] for line in ax.get_lines()
                if not line.get_label().startswith("_")}
     if crossover is not None:
         handles["n = d"] = plt.Line2D([], [], color=_INK, linestyle=":", linewidth=1)
     fig.legend(handles.values(), handles.keys(), loc="outside lower center",
-               ncols=min(len(handles), 3), fontsize=7, frameon=False)
+               ncols=min(len(handles), 3), fontsize=8, frameon=False)
     return fig
