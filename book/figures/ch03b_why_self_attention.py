@@ -1,6 +1,7 @@
 """The figure of chapter 3b (docs/03b-why-self-attention.md): what one layer costs against the
 sequence length ``n``, counted (multiply-accumulates) and measured (seconds, bytes saved for
-backward). Everything plotted is computed by the chapter with :mod:`book.table1` and passed in.
+backward). Everything plotted is computed by the chapter with :mod:`transformer.complexity`
+and passed in.
 """
 
 from __future__ import annotations

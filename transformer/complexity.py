@@ -16,9 +16,10 @@ Three things per layer, as in the table:
 :func:`measure` times one layer against ``n`` and counts the bytes it keeps for the backward pass;
 the book's chapter "Why self-attention" draws the result at build time.
 
-Book-only code: the package has no restricted attention; :class:`RestrictedSelfAttention` here
-computes only the ``r`` scores of each query's neighbourhood, and the chapter checks it against
-:class:`transformer.attention.MultiHeadAttention` with :func:`band_mask`.
+:class:`RestrictedSelfAttention` computes only the ``r`` scores of each query's neighbourhood;
+the chapter and tests/test_complexity.py check it against
+:class:`transformer.attention.MultiHeadAttention` with :func:`band_mask`. The model never uses
+this module: it is the measuring bench of §4.
 """
 
 from __future__ import annotations
