@@ -4,7 +4,8 @@
   ``from book.figures import svg`` (and ``import transformer`` without an install).
 * ``on_files``: serve MathJax 3 from the site itself (files of the ``django-static-mathjax``
   wheel, added as site files, so ``mkdocs build`` and ``mkdocs serve`` both carry them), and add
-  one generated notebook per chapter under ``notebooks/``.
+  one generated notebook per chapter under ``notebooks/``, and each notebook page
+  (``docs/notebooks/NAME.py``) as ``notebooks/NAME.ipynb`` with the install cell first.
   Each notebook's first code cell installs the package the book was built from
   (``book.notebooks.package_source``: the PyPI release once CHANGELOG.md dates the version, else
   the repository at the commit checked out).
@@ -32,6 +33,7 @@ from mkdocs.structure.files import File, Files  # noqa: E402
 from book.notebooks import (  # noqa: E402
     chapter_notebook,
     colab_url,
+    installing_notebook,
     notebook_name,
     package_source,
 )
@@ -107,6 +109,20 @@ def on_files(files: Files, config) -> Files:
         content = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
         files.append(File.generated(config, target, content=content))
         _notebooks[page_file.src_uri] = target
+    for page_file in list(files.documentation_pages()):
+        # Notebook pages (docs/notebooks/NAME.py, rendered by mkdocs-jupyter) are also published
+        # as notebooks/NAME.ipynb with the install cell first, for the download and Colab links.
+        uri = page_file.src_uri
+        if not (uri.startswith(f"{NOTEBOOK_DIR}/") and uri.endswith(".py")):
+            continue
+        target = uri[: -len(".py")] + ".ipynb"
+        if files.get_file_from_path(target) is not None:
+            raise PluginError(f"{target} is generated from {uri}: rename one of them")
+        import jupytext
+
+        notebook = installing_notebook(jupytext.read(page_file.abs_src_path), source=source)
+        content = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        files.append(File.generated(config, target, content=content))
     return files
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "colab_url",
     "fence_info",
     "install_cell",
+    "installing_notebook",
     "is_released",
     "notebook_name",
     "package_source",
@@ -367,3 +368,31 @@ def chapter_notebook(
         cell["id"] = f"cell-{index}"
     nbformat.validate(notebook)
     return notebook
+
+
+def installing_notebook(notebook: nbformat.NotebookNode, *,
+                        source: PackageSource) -> nbformat.NotebookNode:
+    """A notebook page of the book (``docs/notebooks/*.py``, jupytext) as readers download it:
+    the install cell (:func:`install_cell`) first, then the page's cells, outputs cleared.
+
+    Args:
+        notebook: the page's notebook, as jupytext reads it.
+        source: what the install cell installs (``package_source(root)``).
+
+    Returns:
+        A new nbformat v4 notebook with stable cell ids.
+    """
+    cells = [nbformat.v4.new_code_cell(install_cell(source))]
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cells.append(nbformat.v4.new_code_cell(cell.source))
+        elif cell.cell_type == "markdown":
+            cells.append(nbformat.v4.new_markdown_cell(cell.source))
+    result = nbformat.v4.new_notebook(cells=cells)
+    result.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+    result.metadata["language_info"] = {"name": "python"}
+    for index, cell in enumerate(result.cells):
+        cell["id"] = f"cell-{index}"
+    nbformat.validate(result)
+    return result

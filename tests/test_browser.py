@@ -15,6 +15,8 @@ the page's source (``docs/X.md``, or ``docs/X.py`` for a notebook) says what mus
   ``transformer/`` equals the number of fences that hold a ``--8<-- "transformer/…"`` include,
   each block is highlighted (Pygments token spans), and each included section's first line is on
   the page;
+* **code fits**: at a 1300 × 900 viewport no ``pre > code`` block (collapsed ones opened) is
+  wider than its box, so no code scrolls sideways;
 * **figures**: the number of inline ``<svg>`` figures in the article is at least the number of
   markdown-exec blocks (``exec="on"``) whose code calls ``svg(`` (``book.figures.svg``), and each
   has a size.
@@ -198,7 +200,7 @@ class PageWatch:
 
     def __init__(self, browser, site_url: str) -> None:
         self.origin = urlsplit(site_url)
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(viewport={"width": 1300, "height": 900})
         self.problems: list[str] = []
         self.context.route("**/*", self._route)
 
@@ -272,6 +274,22 @@ MEASURE = """() => {
 }"""
 
 
+# Code blocks fit the content column at this viewport (1300 x 900): no horizontal scrolling.
+# Collapsed blocks (``??? note`` details) are opened first, so the full sources are measured too.
+OVERFLOW = """() => {
+  const article = document.querySelector("article.md-content__inner") || document.body;
+  article.querySelectorAll("details").forEach((d) => { d.open = true; });
+  return [...article.querySelectorAll("pre > code")]
+    .filter((code) => code.scrollWidth > code.clientWidth + 1)
+    .map((code) => {
+      const block = code.closest(".highlight");
+      const title = block && block.querySelector(".filename");
+      const first = code.textContent.trim().split("\\n")[0].slice(0, 60);
+      return `${code.scrollWidth} > ${code.clientWidth} px: ${title ? title.textContent : first}`;
+    });
+}"""
+
+
 def site_pages(site: Path) -> list[Path]:
     skip = ("search", "assets")
     return sorted(p for p in site.rglob("index.html") if p.relative_to(site).parts[0] not in skip)
@@ -286,6 +304,7 @@ def check_page(watch: PageWatch, site: Path, site_url: str, page_file: Path) -> 
     page = watch.open(f"{site_url}/{rel.removesuffix('index.html')}")
     try:
         found = page.evaluate(MEASURE)
+        overflowing = page.evaluate(OVERFLOW)
         if page_file.parent.name == "03-attention":
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "attention.png"), full_page=True)
@@ -326,6 +345,8 @@ def check_page(watch: PageWatch, site: Path, site_url: str, page_file: Path) -> 
         problems.append(f"{found['figures']} figures, {expected['figures']} figure blocks")
     if found["empty_figures"]:
         problems.append(f"{found['empty_figures']} figures have no size")
+    if overflowing:
+        problems.append(f"code blocks scroll sideways at 1300 px: {overflowing}")
     if source.suffix == ".md" and notebook_ok is not True:
         problems.append("no working 'Run this chapter as a notebook' link")
     return [f"{rel}: {p}" for p in problems]

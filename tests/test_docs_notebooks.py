@@ -287,3 +287,60 @@ def test_chapter_notebook_runs_end_to_end(
         rf"transformer {re.escape(transformer.__version__)} from {re.escape(installed_package)}\n",
         printed,
     ), printed  # no pip run: the installed package, the one a plain python imports
+
+
+# --- the quickstart: a notebook page (docs/notebooks/quickstart.py), published with an install cell
+
+QUICKSTART = DOCS / "notebooks" / "quickstart.py"
+
+
+def _quickstart(built_site: Path) -> nbformat.NotebookNode:
+    path = built_site / "notebooks" / "quickstart.ipynb"
+    assert path.is_file(), "the quickstart is not published as notebooks/quickstart.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    return notebook
+
+
+def test_quickstart_notebook_installs_the_package_then_runs_the_page(built_site: Path) -> None:
+    import jupytext
+
+    install, *code = _code(_quickstart(built_site))
+    assert install == install_cell(package_source(ROOT))
+    page = [c.source for c in jupytext.read(QUICKSTART).cells if c.cell_type == "code"]
+    assert code == page
+    text = "\n".join(page)
+    for used in ("TASKS[\"copy\"]", "train_until", "generate(", "attention_maps", "plot_attention"):
+        assert used in text, f"the quickstart no longer uses {used}"
+
+
+def test_quickstart_page_links_to_colab_and_to_its_notebook(built_site: Path) -> None:
+    html = (built_site / "notebooks" / "quickstart" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{colab_url("quickstart.ipynb")}"' in html
+    assert 'href="../quickstart.ipynb"' in html  # notebooks/quickstart/ -> notebooks/
+    assert "Traceback" not in html
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs_end_to_end_outside_the_repository(
+    built_site: Path, installed_package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from nbclient import NotebookClient
+
+    notebook = _quickstart(built_site)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError on the first failing cell
+    with capsys.disabled():
+        print(f"\nquickstart.ipynb: executed in {time.perf_counter() - start:.1f} s", end="")
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    printed = "".join(o.get("text", "") for o in outputs)
+    assert re.search(r"exact match on \d+ test sequences: (9[5-9]|100)\.\d%", printed), printed
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the attention maps
+    install = next(c for c in notebook.cells if c.cell_type == "code")
+    assert "".join(o.get("text", "") for o in install.outputs) == (
+        f"transformer {transformer.__version__} from {installed_package}\n")

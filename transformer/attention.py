@@ -52,6 +52,20 @@ def _safe_mask(mask: Tensor) -> tuple[Tensor, Tensor]:
     return mask | empty_row, empty_row
 
 
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> None:
+    """Check that ``q``, ``k``, ``v`` fit eq. 1 and that ``dropout_p`` is in ``[0, 1)``."""
+    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
+        raise ValueError("q, k and v must have at least 2 dims (..., seq, d), got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share d_k (last dim), got {q.shape[-1]} and {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same length (dim -2), got {k.shape[-2]} and "
+                         f"{v.shape[-2]}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+
+
 # --8<-- [start:scaled_dot_product_attention]
 def scaled_dot_product_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
@@ -75,16 +89,8 @@ def scaled_dot_product_attention(
             ``dropout_p`` is not in ``[0, 1)``.
         TypeError: if ``mask`` is not boolean.
     """
-    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
-        raise ValueError("q, k and v must have at least 2 dims (..., seq, d), got "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must share d_k (last dim), got {q.shape[-1]} and {k.shape[-1]}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same length (dim -2), got {k.shape[-2]} and "
-                         f"{v.shape[-2]}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    _check_qkv(q, k, v, dropout_p)
+    # --8<-- [start:attention_math]
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., q_len, k_len)
     empty_row = None
@@ -98,6 +104,7 @@ def scaled_dot_product_attention(
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights  # (..., q_len, d_v), (..., q_len, k_len)
+    # --8<-- [end:attention_math]
 # --8<-- [end:scaled_dot_product_attention]
 
 
@@ -138,7 +145,20 @@ class KVCache:
 # --8<-- [end:kv_cache]
 
 
-# --8<-- [start:multi_head_attention]
+def _check_heads(d_model: int, n_heads: int, dropout: float, n_kv_heads: int | None) -> int:
+    """Check :class:`MultiHeadAttention`'s sizes; return ``n_kv_heads`` (``n_heads`` if None)."""
+    if d_model <= 0 or n_heads <= 0 or d_model % n_heads != 0:
+        raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads "
+                         f"({n_heads})")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+    if not isinstance(n_kv_heads, int) or n_kv_heads <= 0 or n_heads % n_kv_heads != 0:
+        raise ValueError(f"n_kv_heads must be None or a positive integer that divides "
+                         f"n_heads ({n_heads}), got {n_kv_heads!r}")
+    return n_kv_heads
+
+
 def _check_causal(mask: Tensor | None, cache: object, q_len: int, k_len: int) -> None:
     if mask is not None or cache is not None or q_len != k_len:
         raise ValueError(f"is_causal=True is for a sequence attending to itself with no mask and "
@@ -147,6 +167,7 @@ def _check_causal(mask: Tensor | None, cache: object, q_len: int, k_len: int) ->
                          f"k_len={k_len}")
 
 
+# --8<-- [start:mha_class]
 class MultiHeadAttention(nn.Module):
     r"""Multi-head attention (§3.2.2).
 
@@ -181,15 +202,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
                  fused: bool = False, n_kv_heads: int | None = None) -> None:
         super().__init__()
-        if d_model <= 0 or n_heads <= 0 or d_model % n_heads != 0:
-            raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads "
-                             f"({n_heads})")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-        if not isinstance(n_kv_heads, int) or n_kv_heads <= 0 or n_heads % n_kv_heads != 0:
-            raise ValueError(f"n_kv_heads must be None or a positive integer that divides "
-                             f"n_heads ({n_heads}), got {n_kv_heads!r}")
+        n_kv_heads = _check_heads(d_model, n_heads, dropout, n_kv_heads)
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
         self.n_kv_heads, self.grouped = n_kv_heads, n_kv_heads != n_heads
         self.dropout, self.fused = dropout, fused
@@ -222,10 +235,11 @@ class MultiHeadAttention(nn.Module):
         bias = None if self.w_qkv.bias is None else self.w_qkv.bias[rows]
         return F.linear(x, self.w_qkv.weight[rows], bias)
 
+    # --8<-- [start:mha_split_heads]
     def _split_heads(self, x: Tensor) -> Tensor:
         batch, seq, _ = x.shape
         return x.view(batch, seq, -1, self.d_head).transpose(1, 2)  # (B, h or h_kv, seq, d_head)
-    # --8<-- [end:multi_head_attention]
+    # --8<-- [end:mha_split_heads]
 
     # --8<-- [start:mha_hooks]
     def encode_positions(self, q: Tensor, k: Tensor, offset: int) -> tuple[Tensor, Tensor]:
@@ -241,7 +255,6 @@ class MultiHeadAttention(nn.Module):
         return x if groups == 1 else x.repeat_interleave(groups, dim=1)  # (B, h, len, d_head)
     # --8<-- [end:mha_hooks]
 
-    # --8<-- [start:mha_forward]
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None, *,
                 need_weights: bool = False, cache: KVCache | None = None,
                 static_kv: bool = False, is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -259,7 +272,7 @@ class MultiHeadAttention(nn.Module):
                 ``static_kv``, computed once and reused).
             static_kv: the keys/values do not change between steps (cross-attention).
             is_causal: instead of ``mask``, the causal mask of a sequence attending to itself
-                with no cache (no padding to hide): the fused kernel then skips masked blocks
+                with no cache (no padding to hide): the fused kernel then skips the future keys
                 instead of reading a mask tensor.
 
         Returns:
@@ -271,42 +284,55 @@ class MultiHeadAttention(nn.Module):
             TypeError: if ``mask`` is not boolean.
         """
         self._check_inputs(query, key, value)
+        if is_causal:
+            _check_causal(mask, cache, query.shape[1], key.shape[1])
+        # --8<-- [start:mha_equation]
+        q, k, v = self._project_heads(query, key, value, cache, static_kv)  # QW^Q, KW^K, VW^V
+        heads, weights = self._attend(q, k, v, mask, need_weights, is_causal)  # (B, h, q_len, d_v)
+        concat = heads.transpose(1, 2).flatten(2)  # Concat(head_1..head_h): (B, q_len, h·d_v)
+        return self.w_o(concat), weights  # Concat(...) W^O: (B, q_len, d_model)
+        # --8<-- [end:mha_equation]
+
+    def _project_heads(self, query: Tensor, key: Tensor, value: Tensor, cache: KVCache | None,
+                       static_kv: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """``Q W^Q``, ``K W^K``, ``V W^V`` cut into heads, ``(B, h or h_kv, len, d_head)``; the keys
+        and values of a cache come first (or, with ``static_kv``, are the cached ones)."""
         if static_kv and cache is not None and len(cache) > 0:
             q = self._split_heads(self._project_query(query))  # (B, h, q_len, d_head)
-            k, v = cache.key, cache.value  # computed once, at the first step
-        else:
-            q, k, v = (self._split_heads(t) for t in self._project(query, key, value))
-            q, k = self.encode_positions(q, k, offset=0 if cache is None else len(cache))
-            if cache is not None and static_kv:
-                cache.set(k, v)
-            elif cache is not None:
-                k, v = cache.append(k, v)  # (B, h, cached + k_len, d_head)
-        if is_causal:
-            _check_causal(mask, cache, q.shape[-2], k.shape[-2])
+            return q, cache.key, cache.value  # computed once, at the first step
+        q, k, v = (self._split_heads(t) for t in self._project(query, key, value))
+        q, k = self.encode_positions(q, k, offset=0 if cache is None else len(cache))
+        if cache is not None and static_kv:
+            cache.set(k, v)
+        elif cache is not None:
+            k, v = cache.append(k, v)  # (B, h, cached + k_len, d_head)
+        return q, k, v
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None,
+                need_weights: bool, is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Eq. 1 on every head at once, ``(B, h, q_len, d_head)``: written out when the weights
+        are wanted (returned as ``(B, h, q_len, k_len)``), else PyTorch's fused kernel."""
         if mask is not None:  # (batch, heads, q_len, k_len) or broadcastable to it
             _check_mask(mask, (q.shape[0], self.n_heads, q.shape[-2], k.shape[-2]))
         p = self.dropout if self.training else 0.0
-        weights = None
-        if is_causal and (need_weights or self.keep_weights):  # the explicit path needs it
-            mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool,
-                              device=q.device).tril()  # (q_len, k_len)
-        if is_causal and mask is None:  # the fused kernel, causal without a mask tensor
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True,
-                                                 enable_gqa=self.grouped)
-        elif need_weights or self.keep_weights:  # the explicit math of eq. 1
+        if is_causal and not (need_weights or self.keep_weights):  # no mask tensor at all
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True,
+                                                  enable_gqa=self.grouped), None
+        if is_causal:  # the explicit path reads a mask
+            mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+        if need_weights or self.keep_weights:  # the explicit math of eq. 1
             out, weights = scaled_dot_product_attention(q, self._repeat_kv(k), self._repeat_kv(v),
                                                         mask, dropout_p=p)
             if self.keep_weights:
                 self.last_weights = weights.detach()
-        elif mask is None:  # fused kernel
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, enable_gqa=self.grouped)
-        else:
-            safe, empty_row = _safe_mask(mask)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=p,
-                                                 enable_gqa=self.grouped)
-            out = out.masked_fill(empty_row, 0.0)  # rows with no allowed key: zeros
-        out = out.transpose(1, 2).reshape(query.shape[0], -1, self.d_model)  # (B, q_len, d_model)
-        return self.w_o(out), (weights if need_weights else None)
+            return out, (weights if need_weights else None)
+        if mask is None:  # fused kernel
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p,
+                                                  enable_gqa=self.grouped), None
+        safe, empty_row = _safe_mask(mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=p,
+                                             enable_gqa=self.grouped)
+        return out.masked_fill(empty_row, 0.0), None  # rows with no allowed key: zeros
 
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
@@ -319,7 +345,7 @@ class MultiHeadAttention(nn.Module):
         if key.shape[1] != value.shape[1]:
             raise ValueError(f"key and value must have the same length, got {key.shape[1]} and "
                              f"{value.shape[1]}")
-    # --8<-- [end:mha_forward]
+# --8<-- [end:mha_class]
 
 
 # --8<-- [start:rotary_attention]

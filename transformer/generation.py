@@ -203,6 +203,7 @@ def _generate(model: Decodable, inputs: Tensor, pick: Callable[[Tensor], Tensor]
     _check_inputs(inputs)
     _check_eos(model, eos_id)
     pad_id = model.pad_id
+    # --8<-- [start:greedy_loop]
     limits = model.new_token_limits(inputs, max_new_tokens)  # (B,)
     with _decoding(model):
         state = model.start_decoding(inputs, bos_id=bos_id, use_cache=use_cache)
@@ -219,6 +220,7 @@ def _generate(model: Decodable, inputs: Tensor, pick: Callable[[Tensor], Tensor]
             if bool(done.all()):
                 break
     return state.generated, total  # (B, steps), (B,)
+    # --8<-- [end:greedy_loop]
 
 
 def greedy_decode(model: Decodable, inputs: Tensor, *, max_new_tokens: int | None = None,
@@ -253,8 +255,10 @@ def greedy_decode(model: Decodable, inputs: Tensor, *, max_new_tokens: int | Non
                      bos_id=bos_id, eos_id=eos_id, use_cache=use_cache)[0]
 
 
+# --8<-- [start:greedy_pick]
 def _most_probable(log_p: Tensor) -> Tensor:  # the pick of greedy decoding: (B, vocab) -> (B,)
     return log_p.argmax(dim=-1)
+# --8<-- [end:greedy_pick]
 # --8<-- [end:greedy]
 
 
@@ -464,6 +468,7 @@ def beam_search(model: Decodable, inputs: Tensor, *, beam_size: int = 4, alpha: 
         best_seq[better] = pad_id
         best_seq[better, : seq.shape[1]] = seq[better]
 
+    # --8<-- [start:beam_loop]
     with _decoding(model):
         state = model.start_decoding(inputs, bos_id=bos_id, beams=K, use_cache=use_cache)
         for step in range(1, int(limits.max()) + 1):  # step = |Y| after this step
@@ -489,6 +494,7 @@ def beam_search(model: Decodable, inputs: Tensor, *, beam_size: int = 4, alpha: 
             state.append(token.view(-1))
     length = int((best_seq != pad_id).sum(dim=1).max())
     return Generation(best_seq[:, :length], best_score)
+    # --8<-- [end:beam_loop]
 # --8<-- [end:beam_search]
 
 

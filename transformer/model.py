@@ -361,6 +361,7 @@ class Transformer(nn.Module):
     self-attention), ``tgt_mask`` (decoder self-attention), ``memory_mask`` (cross-attention).
     """
 
+    # --8<-- [start:transformer_parts]
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.config = cfg
@@ -375,6 +376,7 @@ class Transformer(nn.Module):
         _init_weights(self)
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight  # one matrix, three uses
+    # --8<-- [end:transformer_parts]
 
     def encode(self, src: Tensor, *, src_mask: Tensor | None = None) -> Tensor:
         """Source ids ``(batch, src_len)`` → memory ``(batch, src_len, d_model)``.

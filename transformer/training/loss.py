@@ -90,14 +90,18 @@ def label_smoothed_nll(
     eps = label_smoothing
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()  # the loss is summed over V classes: do it in float32
+    # --8<-- [start:label_smoothing_math]
     log_p = F.log_softmax(logits, dim=-1)                         # (..., V), finite
     keep = target != ignore_index                                 # (...)
     safe_target = target.masked_fill(~keep, 0)                    # padding → any valid id
     log_p_true = log_p.gather(-1, safe_target.unsqueeze(-1)).squeeze(-1)  # (...)
     sum_log_p = log_p.sum(dim=-1)                                 # (...) = Σ_c log p_c
+    # --8<-- [end:label_smoothing_math]
 
     if smooth_over_padding:  # q_c = ε/V for every c, plus 1-ε on the true class
+        # --8<-- [start:label_smoothing_loss]
         loss = -(1.0 - eps) * log_p_true - (eps / vocab) * sum_log_p
+        # --8<-- [end:label_smoothing_loss]
     else:  # q_true = 1-ε, q_pad = 0, q_other = ε/(V-2)
         if vocab < 3 or not 0 <= ignore_index < vocab:
             raise ValueError(
