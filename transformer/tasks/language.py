@@ -352,12 +352,12 @@ BITS_PER_CHARACTER = Metric("bits_per_character", bits_per_character, greater_is
                             fmt="{:.4f}")
 
 SHAKESPEARE = Task(
-    "shakespeare", "Tiny Shakespeare, next character (nanoGPT's CPU configuration)",
+    "shakespeare", "Tiny Shakespeare, next character (nanoGPT CPU setup)",
     ShakespeareRecipe, data=shakespeare_data,
     model_config=lambda r: language_model_config(r, shakespeare_tokenizer(r)),
     metric=VAL_LOSS, tokenizer=shakespeare_tokenizer, model=DecoderOnlyTransformer)
 WIKITEXT2 = Task(
-    "wikitext2", "WikiText-2 (raw), next BPE token or character, in bits per character",
+    "wikitext2", "WikiText-2, next BPE token or character",
     WikiText2Recipe, data=wikitext2_data,
     model_config=lambda r: language_model_config(r, wikitext2_tokenizer(r)),
     metric=BITS_PER_CHARACTER, tokenizer=wikitext2_tokenizer, model=DecoderOnlyTransformer,
