@@ -5,15 +5,17 @@ Run by hand (not part of the tests)::
     python benchmarks/kv_cache.py                  # 256 new tokens, the Shakespeare-size model
     python benchmarks/kv_cache.py --threads 2 --new-tokens 500 --rounds 3
 
-Greedy decoding of the same prompt with the same random decoder-only model, four ways:
+Greedy decoding of the same prompt with the same random decoder-only model, five ways:
 
 - ``eager, no cache``: step ``t`` runs the model on all ``prompt + t`` positions;
 - ``eager, KV cache``: ``greedy_decode`` with the growing cache of chapter 13;
 - ``static cache, eager``: :class:`~transformer.static_cache.CompiledDecoder` with
   ``compile=False`` (pre-allocated keys/values, a mask over the empty slots);
-- ``static cache, compiled``: the same with the one-token step compiled by ``torch.compile``.
+- ``static cache, compiled``: the same with the one-token step compiled by ``torch.compile``;
+- ``static cache, compiled, C++ wrapper``: compiled with Inductor's ``cpp_wrapper`` option,
+  which calls the step's kernels from C++ instead of from generated Python.
 
-The script checks that all four give the same tokens, runs them in turn ``--rounds`` times (so
+The script checks that all five give the same tokens, runs them in turn ``--rounds`` times (so
 a change in the machine's load falls on all of them), and reports the median milliseconds per
 new token and each one's ratio to the eager KV cache. Writes ``benchmarks/results/kv_cache.json``
 (command, date, machine with its load average, torch version, settings, figures, ratios),
@@ -41,7 +43,9 @@ from transformer.generation import greedy_decode
 from transformer.static_cache import CompiledDecoder
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kv_cache.json"
-VARIANTS = ("eager, no cache", "eager, KV cache", "static cache, eager", "static cache, compiled")
+VARIANTS = ("eager, no cache", "eager, KV cache", "static cache, eager", "static cache, compiled",
+            "static cache, compiled, C++ wrapper")
+CPP_WRAPPER = {"fullgraph": True, "options": {"cpp_wrapper": True}}
 REFERENCE = "eager, KV cache"
 
 
@@ -79,11 +83,18 @@ def main(argv: list[str] | None = None) -> None:
           f"{torch.__version__}, load average {load:.1f}")
 
     static = CompiledDecoder(model, args.batch, compile=False)
-    start = time.perf_counter()
-    compiled = CompiledDecoder(model, args.batch)
-    compiled.generate(prompt, 4)  # compiles the step
-    compile_s = time.perf_counter() - start
-    print(f"torch.compile of the one-token step: {compile_s:.1f} s")
+    compile_s = {}
+    for name, options in (("static cache, compiled", None),
+                          ("static cache, compiled, C++ wrapper", CPP_WRAPPER)):
+        start = time.perf_counter()
+        decoder = CompiledDecoder(model, args.batch, compile_options=options)
+        decoder.generate(prompt, 4)  # compiles the step
+        compile_s[name] = round(time.perf_counter() - start, 2)
+        print(f"torch.compile of the one-token step ({name}): {compile_s[name]:.1f} s")
+        if options is None:
+            compiled = decoder
+        else:
+            compiled_cpp = decoder
     n = args.new_tokens
     runs: dict[str, Callable[[], torch.Tensor]] = {
         "eager, no cache": lambda: greedy_decode(model, prompt, max_new_tokens=n,
@@ -91,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         "eager, KV cache": lambda: greedy_decode(model, prompt, max_new_tokens=n),
         "static cache, eager": lambda: static.generate(prompt, n),
         "static cache, compiled": lambda: compiled.generate(prompt, n),
+        "static cache, compiled, C++ wrapper": lambda: compiled_cpp.generate(prompt, n),
     }
     outputs = {name: run() for name, run in runs.items()}  # warm-up, and the tokens to compare
     same = all(torch.equal(out, outputs[REFERENCE]) for out in outputs.values())
@@ -105,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             times[name].append(1000 * (time.perf_counter() - start) / n)  # ms per new token
     ms = {name: statistics.median(t) for name, t in times.items()}
     for name in runs:
-        print(f"{name:<24} {ms[name]:7.3f} ms per token  ({ms[REFERENCE] / ms[name]:5.2f}x "
+        print(f"{name:<36} {ms[name]:7.3f} ms per token  ({ms[REFERENCE] / ms[name]:5.2f}x "
               f"the eager KV cache's speed)")
     load_end = os.getloadavg()[0]
     command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/kv_cache.py",
@@ -121,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                      if k != "output"} | {"parameters": n_params},
         "reference": REFERENCE,
-        "compile_s": round(compile_s, 2),
+        "compile_s": compile_s,
         "same_tokens": same,
         "figures": {name: {"ms_per_token": round(ms[name], 4),
                            "ms_per_token_each_round": [round(t, 4) for t in times[name]],

@@ -397,6 +397,7 @@ class Trainer:
                 history.append(metrics)
         return history
 
+    # --8<-- [start:global_sums]
     def _global_sums(self, loss_sum: float, n_tokens: int) -> tuple[float, int, int]:
         """Under DDP, the loss and token counts summed over all ranks, and the world size."""
         if not self.distributed:
@@ -404,6 +405,7 @@ class Trainer:
         sums = torch.tensor([loss_sum, n_tokens], dtype=torch.float64, device=self.device)
         dist.all_reduce(sums)  # the global batch: every rank's micro-batches
         return float(sums[0]), int(sums[1]), dist.get_world_size()
+    # --8<-- [end:global_sums]
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Checkpoint model (with its class and config), optimizer, schedule, RNG states, the
