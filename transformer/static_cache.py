@@ -130,6 +130,9 @@ class CompiledDecoder:
 
     The prompt (prefill) runs through the same function, uncompiled; each new token then costs
     one call of the compiled step, whose shapes never change. The model is put in eval mode.
+    Each decoder compiles the step for its own model and cache sizes; ``torch._dynamo`` keeps
+    a bounded number of such graphs per process (``torch._dynamo.config.recompile_limit``)
+    and runs the step eagerly beyond it.
 
     Args:
         model: the model to decode with (its weights are used, not copied).
