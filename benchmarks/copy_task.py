@@ -11,15 +11,24 @@ to other processes on a shared machine) until all of them are copied exactly, fo
 The reference, measured in the same run: the same model trained for the same number of steps
 with the paper's own schedule (eq. 3 with ``warmup_steps = 4000``, factor 1, §5.3), whose
 learning rate is still tiny after a few hundred steps; the table gives its exact match then.
+
+Writes ``benchmarks/results/copy_task.json`` (command, date, machine, torch version, settings,
+figures), which chapter 10 reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
+import json
 import os
+import platform
+import shlex
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -28,6 +37,7 @@ from transformer.tasks import EXACT_MATCH, TASKS, SyntheticRecipe, exact_match_r
 from transformer.training import Trainer, seed_everything
 
 COPY = TASKS["copy"]
+RESULTS = Path(__file__).resolve().parent / "results" / "copy_task.json"
 
 
 def time_to_perfect(recipe: SyntheticRecipe, eval_every: int, max_steps: int
@@ -67,10 +77,12 @@ def main() -> None:
                         help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the paper-schedule reference run")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    load = os.getloadavg()[0]
     base = SyntheticRecipe(eval_size=args.eval_size)
     print(f"copy task: vocab {base.vocab_size} (10 symbols + PAD/BOS/EOS), lengths "
           f"{base.min_len}..{base.seq_len}, batch {base.batch_size}; model N={base.n_layers}, "
@@ -81,14 +93,17 @@ def main() -> None:
           f"{args.eval_size} held-out sequences, checked every {args.eval_every} steps\n")
     print(f"{'seed':>4}  {'steps':>5}  {'wall s':>7}  {'cpu s':>7}  "
           f"{'paper schedule, same steps':>26}")
-    walls = []
+    walls, runs = [], []
     for seed in args.seeds:
         recipe = dataclasses.replace(base, seed=seed)
         steps, wall, cpu, em = time_to_perfect(recipe, args.eval_every, args.max_steps)
-        reference = "-"
+        reference, paper_em = "-", None
         if not args.no_reference:
             paper = dataclasses.replace(recipe, warmup_steps=4000, lr_factor=1.0)
-            reference = f"{exact_match_after(paper, steps or args.max_steps):.1%}"
+            paper_em = exact_match_after(paper, steps or args.max_steps)
+            reference = f"{paper_em:.1%}"
+        runs.append({"seed": seed, "steps_to_100": steps, "exact_match": em, "wall_s": wall,
+                     "cpu_s": cpu, "paper_schedule_exact_match": paper_em})
         shown = str(steps) if steps is not None else f">{args.max_steps} ({em:.1%})"
         print(f"{seed:>4}  {shown:>5}  {wall:>7.1f}  {cpu:>7.1f}  {reference:>26}", flush=True)
         if steps is not None:
@@ -97,6 +112,25 @@ def main() -> None:
         median = statistics.median(walls)
         print(f"\nmedian wall time to 100% exact match: {median:.1f} s "
               f"({median / 60:.2f} x the 60 s goal), {len(walls)}/{len(args.seeds)} seeds")
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                if k != "output"}
+    settings["recipe"] = dataclasses.asdict(base)
+    command = "python " + " ".join(shlex.quote(a) for a in
+                                   ["benchmarks/copy_task.py", *sys.argv[1:]])
+    result = {
+        "command": command,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_1min_at_start": round(load, 2)},
+        "torch": torch.__version__,
+        "settings": settings,
+        "figures": {"runs": runs, "seeds_reaching_100": len(walls),
+                    "median_wall_s_to_100": statistics.median(walls) if walls else None},
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

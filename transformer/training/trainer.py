@@ -39,11 +39,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
 from transformer.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from transformer.training.distributed import is_main_process
 from transformer.training.loss import label_smoothed_nll
 from transformer.training.schedule import CosineSchedule, NoamSchedule
 
@@ -272,6 +275,11 @@ class Trainer:
     :class:`TokenLoss`). Construction seeds Python and torch with ``config.seed``, so dropout
     draws are reproducible. Raises ``ValueError`` for fp16 without CUDA or a model without
     ``config``.
+
+    ``model`` may be wrapped in ``DistributedDataParallel`` (chapter 18,
+    :mod:`transformer.training.distributed`): each rank then trains on its own shard, the loss
+    and gradients are averaged over the tokens of all ranks' micro-batches (the global batch),
+    and only rank 0 writes checkpoints and metrics. ``self.model`` is the unwrapped model.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, train_batches: Batches,
@@ -283,6 +291,10 @@ class Trainer:
         if config.precision == "fp16" and self.device.type != "cuda":
             raise ValueError(f"precision='fp16' needs a CUDA device (loss scaling with "
                              f"torch.amp.GradScaler); on {self.device.type} use 'bf16' or 'fp32'")
+        wrapper = model  # what the loss runs: DistributedDataParallel, or the model itself
+        self.distributed = isinstance(model, DistributedDataParallel)
+        if self.distributed:
+            model = model.module
         model_config = getattr(model, "config", None)
         if not hasattr(model_config, "d_model") or (loss_fn is None and
                                                     not hasattr(model_config, "pad_id")):
@@ -290,7 +302,7 @@ class Trainer:
                              "pad_id (for the default loss_fn)")
         seed_everything(config.seed)
         self.model = model.to(self.device)
-        self.forward_model = torch.compile(model) if config.compile else model
+        self.forward_model = torch.compile(wrapper) if config.compile else wrapper
         self.loss_fn = loss_fn or TokenLoss(config.label_smoothing, model_config.pad_id)
         self.optimizer = make_optimizer(model, config)
         self.scheduler: LRScheduler
@@ -361,10 +373,11 @@ class Trainer:
                 raise TrainingDiverged(self.step + 1, "loss", value, _NOT_APPLIED)
             loss_sum, n_tokens = loss_sum + value, n_tokens + n
             self.scaler.scale(loss).backward()  # gradients add up over micro-batches
+        loss_sum, n_tokens, world = self._global_sums(loss_sum, n_tokens)  # DDP: all ranks
         self.scaler.unscale_(self.optimizer)
         for p in self.model.parameters():  # sum over tokens → mean over tokens
-            if p.grad is not None:
-                p.grad.div_(max(n_tokens, 1))
+            if p.grad is not None:  # (DDP has averaged over the ranks: undo its 1/world)
+                p.grad.div_(max(n_tokens, 1) / world if self.distributed else max(n_tokens, 1))
         grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(),
                                                    self.config.grad_clip or math.inf))
         skipped = not math.isfinite(grad_norm)  # fp16: the scaler skips the step, lowers the scale
@@ -400,6 +413,7 @@ class Trainer:
             with self._autocast():
                 loss, n = self.loss_fn(self.forward_model, self._to_device(batch))
             total, n_tokens = total + loss.item(), n_tokens + n
+        total, n_tokens, _ = self._global_sums(total, n_tokens)  # DDP: all ranks' batches
         if not math.isfinite(total):
             raise TrainingDiverged(self.step, "eval_loss", total,
                                    "the weights after this step give a non-finite loss on "
@@ -423,15 +437,17 @@ class Trainer:
             raise TypeError(f"until_step must be an integer or None, got {until_step!r}")
         until = cfg.max_steps if until_step is None else until_step
         history = []
-        with tqdm(total=until, initial=self.step, disable=not cfg.progress, desc="train") as bar:
+        main = is_main_process()  # under DDP only rank 0 writes files
+        with tqdm(total=until, initial=self.step, disable=not (cfg.progress and main),
+                  desc="train") as bar:
             while self.step < until:
                 metrics = self.train_step()
                 if cfg.eval_every and self.eval_batches is not None and \
                         self.step % cfg.eval_every == 0:
                     metrics |= self.evaluate()
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and main:
                     self.save(Path(str(cfg.checkpoint_dir)) / "latest")
-                if cfg.log_path is not None:
+                if cfg.log_path is not None and main:
                     with open(cfg.log_path, "a", encoding="utf-8") as log:
                         log.write(json.dumps(metrics, allow_nan=False) + "\n")
                 bar.update(1)
@@ -439,6 +455,16 @@ class Trainer:
                                 tok_s=f"{metrics['tokens_per_s']:.0f}")
                 history.append(metrics)
         return history
+
+    # --8<-- [start:global_sums]
+    def _global_sums(self, loss_sum: float, n_tokens: int) -> tuple[float, int, int]:
+        """Under DDP, the loss and token counts summed over all ranks, and the world size."""
+        if not self.distributed:
+            return loss_sum, n_tokens, 1
+        sums = torch.tensor([loss_sum, n_tokens], dtype=torch.float64, device=self.device)
+        dist.all_reduce(sums)  # the global batch: every rank's micro-batches
+        return float(sums[0]), int(sums[1]), dist.get_world_size()
+    # --8<-- [end:global_sums]
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Checkpoint model (with its class and config), optimizer, schedule, RNG states, the
