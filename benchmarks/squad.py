@@ -111,7 +111,7 @@ def _examples(predictions: dict[str, dict[str, str]], data: SquadData, k: int
     out = []
     for e in data.examples[:k]:
         row: dict[str, Any] = {"id": e.id, "title": e.title, "question": e.question,
-                               "gold": e.answer_texts[:3], "predictions": {}}
+                               "gold": e.answer_texts, "predictions": {}}
         for name, preds in predictions.items():
             p = preds.get(e.id, "")
             row["predictions"][name] = {
