@@ -288,3 +288,24 @@ def test_answer_command_rejects_a_missing_run_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("transformer answer: error: argument --checkpoint: cannot load")
     assert len(err.splitlines()) == 1
+
+
+def test_answer_command_has_help_naming_its_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["answer", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: transformer answer")
+    assert all(option in out for option in ("--checkpoint", "--context", "--question"))
+
+
+def test_answer_command_rejects_a_run_that_is_not_squad(tmp_path, capsys):
+    model = Transformer(TransformerConfig.tiny(vocab_size=20))
+    trainer = new_trainer(model, batches=lambda epoch: iter([]))
+    trainer.save(tmp_path / "run" / "checkpoint")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["answer", "--checkpoint", str(tmp_path / "run"), "--context", "a b",
+              "--question", "b?"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a SQuAD run" in err and len(err.splitlines()) == 1

@@ -5,6 +5,7 @@
     transformer info --preset base                 # Table 3's base model, parameter counts
     transformer train copy --max-steps 400 --out runs/copy
     transformer generate --checkpoint runs/copy --input "3 5 7 9"
+    transformer answer --checkpoint runs/squad/extractive --context "..." --question "..."
 
 ``train`` reads the tasks table (:data:`transformer.tasks.TASKS`): one subcommand per task,
 whose options are the fields of the task's recipe (``max_steps`` becomes ``--max-steps``,
