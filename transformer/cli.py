@@ -7,6 +7,7 @@
     transformer generate --checkpoint runs/copy --input "3 5 7 9"
     transformer train shakespeare --out runs/shakespeare
     transformer generate --checkpoint runs/shakespeare --prompt "ROMEO:" --top-k 50
+    transformer answer --checkpoint runs/squad/extractive --context "..." --question "..."
 
 ``train`` reads the tasks table (:data:`transformer.tasks.TASKS`): one subcommand per task,
 whose options are the fields of the task's recipe (``max_steps`` becomes ``--max-steps``,
@@ -467,10 +468,56 @@ def _add_data_parser(sub: Any) -> None:
     fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+# ------------------------------------------------------------------------------------- answer
+
+
+def _answer(args: argparse.Namespace) -> int:
+    """``transformer answer``: the answer of a SQuAD run (benchmarks/squad.py --save-runs)."""
+    from transformer.data.squad import SquadExample
+    from transformer.model import Transformer as EncoderDecoder
+    from transformer.qa import SpanExtractor
+    from transformer.tasks.squad_models import load_qa_run, predict_generative, predict_spans
+
+    for name in ("context", "question"):
+        if not getattr(args, name).strip():
+            raise UsageError(f"argument --{name}: expected some text, got {getattr(args, name)!r}")
+    try:
+        model, tokenizer, settings = load_qa_run(args.checkpoint)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        raise UsageError(f"argument --checkpoint: cannot load {args.checkpoint}: "
+                         f"{_reason(err)}") from None
+    example = SquadExample(id="q", title="", article_index=0, paragraph_index=0,
+                           context=args.context, question=args.question, answers=(),
+                           aligned=())
+    if isinstance(model, SpanExtractor):
+        answer = predict_spans(model, [example], tokenizer, settings)["q"]
+    elif isinstance(model, EncoderDecoder):
+        answer = predict_generative(model, [example], tokenizer, settings)["q"]
+    else:
+        raise UsageError(f"argument --checkpoint: {args.checkpoint} holds a "
+                         f"{type(model).__name__}, not a SQuAD model")
+    print(answer)
+    return 0
+
+
+def _add_answer_parser(sub: Any) -> None:
+    """``transformer answer``: answer a question about a context with a SQuAD run."""
+    answer = sub.add_parser(
+        "answer", help="answer a question about a context with a SQuAD model",
+        description="Load a SQuAD run (benchmarks/squad.py --save-runs DIR: DIR/extractive or "
+        "DIR/generative) and print its answer: for the extractive model a span of the context.")
+    answer.add_argument("--checkpoint", required=True, metavar="RUN",
+                        help="a run directory holding checkpoint/ and tokenizer.json")
+    answer.add_argument("--context", required=True, metavar="TEXT", help="the paragraph")
+    answer.add_argument("--question", required=True, metavar="TEXT", help="the question")
+    answer.set_defaults(func=_answer)
+
+
 # ------------------------------------------------------------------------------------- parser
 
 # one per subcommand
 COMMANDS = (_add_info_parser, _add_train_parser, _add_generate_parser, _add_data_parser)
+COMMANDS = (*COMMANDS, _add_answer_parser)  # SQuAD question answering
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -393,6 +393,27 @@ class BPETokenizer(Tokenizer):
         """
         return self._hf.encode(_check_text(text), add_special_tokens=False).ids
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """The ids of :meth:`encode` and, for each, the characters ``(start, end)`` of ``text``
+        it stands for, leading white space left out (GPT-2's tokens carry the space before a
+        word: ``" Denver"`` covers ``"Denver"``). A token of white space only keeps its span.
+
+        This maps a span of tokens back to the text it came from (an extractive answer):
+        ``text[offsets[i][0]:offsets[j][1]]``. A character split over several byte tokens
+        gives each of them its whole span.
+
+        Raises:
+            TypeError: if ``text`` is not a str.
+        """
+        encoding = self._hf.encode(_check_text(text), add_special_tokens=False)
+        offsets = []
+        for start, end in encoding.offsets:
+            first = start
+            while first < end and text[first].isspace():
+                first += 1
+            offsets.append((first, end) if first < end else (start, end))
+        return encoding.ids, offsets
+
     def _decode_ids(self, ids: list[int], skip_specials: bool) -> str:
         # Special symbols are written as they are; only runs of ordinary ids go through the
         # byte-level decoder (which would garble a special symbol outside its alphabet).

@@ -49,6 +49,7 @@ _PUNCTUATION = frozenset(string.punctuation)  # the 32 ASCII marks; "â€“" or "â€
 _ARTICLES = re.compile(r"\b(a|an|the)\b")  # whole words only: "theater" keeps its "the"
 
 
+# --8<-- [start:metric]
 def normalize_answer(s: str) -> str:
     """Normalise an answer as the official SQuAD v1.1 script does, in its order.
 
@@ -84,6 +85,7 @@ def f1_score(prediction: str, ground_truth: str) -> float:
     precision = num_same / len(prediction_tokens)
     recall = num_same / len(ground_truth_tokens)
     return (2 * precision * recall) / (precision + recall)
+# --8<-- [end:metric]
 
 
 def max_over_ground_truths(

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model
 
 from transformer.model import DecoderOnlyTransformer, Transformer, TransformerConfig
+from transformer.qa import SpanExtractor
 from transformer.training.checkpoint import (
     MODEL_FILE,
     STATE_FILE,
@@ -43,6 +44,7 @@ from transformer.training.checkpoint import (
 RUN_CHECKPOINT = "checkpoint"  # a run directory's checkpoint: <run>/checkpoint/
 MODEL_CLASSES: dict[str, type[Transformer] | type[DecoderOnlyTransformer]] = {
     "Transformer": Transformer, "DecoderOnlyTransformer": DecoderOnlyTransformer}
+MODEL_CLASSES["SpanExtractor"] = SpanExtractor  # extractive question answering (transformer.qa)
 # Buffers a model computes instead of storing (the sinusoidal table of §3.5) may take at most
 # this many bytes more than the weights file: a tampered max_len cannot allocate terabytes.
 DERIVED_BUFFER_BYTES = 256 * 2**20
