@@ -29,6 +29,7 @@ BRITISH = {
     "amortis": "amortiz", "stabilis": "stabiliz", "quantis": "quantiz", "serialis": "serializ",
 }
 WORD = re.compile(r"\b(" + "|".join(BRITISH) + r")\w*", re.IGNORECASE)
+AMERICAN_TOO = ("parallelism",)  # words that share a British stem but are spelled alike
 FENCE = re.compile(r"^(\s*)(```|~~~)")
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 STAR_BULLET = re.compile(r"^\s*\* ")
@@ -49,7 +50,8 @@ def prose_lines(path: Path) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_prose_uses_american_spelling(page: Path) -> None:
     found = [f"{page.name}:{n}: {m.group(0)!r} (American: {BRITISH[m.group(1).lower()]}...)"
-             for n, line in prose_lines(page) for m in WORD.finditer(line)]
+             for n, line in prose_lines(page) for m in WORD.finditer(line)
+             if not m.group(0).lower().startswith(AMERICAN_TOO)]
     assert not found, "\n".join(found)
 
 
