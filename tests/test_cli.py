@@ -54,9 +54,14 @@ def test_train_task_options_are_the_recipe_fields_with_their_help_and_default(na
     recipe = TASKS[name].recipe()
     for f in dataclasses.fields(recipe):
         flag = "--" + f.name.replace("_", "-")
-        metavar = recipe.field_type(f.name)[0].__name__.upper()  # INT, FLOAT
+        kind = recipe.field_type(f.name)[0]
         default = "none" if f.default is None else f.default
-        assert f"{flag} {metavar} {f.metadata['help']} (default: {default})" in out, flag
+        if kind is bool:  # a switch: --compile / --no-compile
+            no = "--no-" + f.name.replace("_", "-")
+            assert f"{flag}, {no} {f.metadata['help']} (default: {default})" in out, flag
+        else:  # INT, FLOAT, STR
+            metavar = kind.__name__.upper()
+            assert f"{flag} {metavar} {f.metadata['help']} (default: {default})" in out, flag
     for run_option in ("--out", "--device", "--threads", "--no-progress", "--no-early-stop"):
         assert run_option in out
 
