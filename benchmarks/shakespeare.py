@@ -30,7 +30,11 @@ AdamW), and the validation loss is measured every 250 steps as nanoGPT does (20 
 windows, fixed offsets), outside the timed steps.
 
 **Variants of ours**: fp32 eager; bf16 autocast eager; bf16 autocast with ``torch.compile``
-(``--variants`` chooses). Both implementations run with torch's default number of threads.
+(``--variants`` chooses). **Threads**: both implementations run with the same number of torch
+threads, ``--threads`` (nanoGPT through ``OMP_NUM_THREADS``, which torch reads at start-up; its
+code is not touched). The default is 1 when the machine is busy (the 1-minute load average at
+least the number of CPUs: with more runnable threads than cores, OpenMP threads that wait for
+each other spin and slow both implementations several times over), else torch's default.
 
 **Full validation loss**, the same function for both: the mean cross-entropy over every
 character of the validation text, in consecutive windows of 64 (each character predicted
@@ -129,8 +133,9 @@ def run_nanogpt(ref: Path, max_iters: int, compile: bool) -> dict[str, Any]:
     command = nanogpt_command(max_iters, compile)
     print(f"  nanoGPT{' (compiled)' if compile else ''}: {' '.join(command[1:])}", flush=True)
     start = time.perf_counter()
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen(command, cwd=ref, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+                            text=True, env=env)
     times, curve, lines = [], [], []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -225,9 +230,16 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--no-nanogpt-compile", action="store_true",
                         help="skip nanoGPT's --compile=True run")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for both implementations (default: 1 on a busy "
+                        "machine, else torch's default)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     load_start = list(os.getloadavg())
+    cpus = os.cpu_count() or 1
+    threads = args.threads or (1 if load_start[0] >= cpus else torch.get_num_threads())
+    torch.set_num_threads(threads)
+    print(f"threads: {threads} (load average {load_start[0]:.1f}, {cpus} CPUs)", flush=True)
     runs: list[dict[str, Any]] = []
     best: tuple[float, DecoderOnlyTransformer | None] = (math.inf, None)
     with tempfile.TemporaryDirectory() as work:
