@@ -34,7 +34,8 @@ def test_the_table_holds_copy_reverse_and_sort_under_their_names():
         assert isinstance(task, Task) and task.name == name and task.description
         assert dataclasses.is_dataclass(task.recipe) and issubclass(task.recipe, Recipe)
     for name in SYNTHETIC_TASKS:
-        assert TASKS[name].tokenizer is None  # token-id tasks
+        task = TASKS[name]
+        assert task.tokenizer is None  # token-id tasks
         assert task.metric is EXACT_MATCH and task.model is Transformer
 
 
