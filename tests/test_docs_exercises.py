@@ -11,6 +11,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHAPTERS = ["index.md", "01-embeddings.md", "02-positional-encoding.md", "03-attention.md",
+            "03b-why-self-attention.md", "16-question-answering.md", "18-scaling-out.md",
             "04-multi-head-attention.md", "05-masks.md", "06-feed-forward-and-norm.md",
             "07-encoder-decoder.md", "08-full-model.md", "09-training.md", "10-copy-task.md",
             "11-decoding.md", "12-language-model.md", "13-kv-cache.md", "14-looking-inside.md",
