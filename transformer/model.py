@@ -106,6 +106,10 @@ class TransformerConfig:
             paper's), fewer is grouped-query attention, 1 multi-query (chapter 15). Must
             divide ``n_heads``.
         rope_base: the base of the rotary wavelengths (``positional="rope"``).
+        init: ``"xavier"`` (Xavier-uniform matrices, as The Annotated Transformer and
+            ``nn.Transformer``; embeddings scaled by √d_model, §3.4) or ``"gpt2"`` (GPT-2 and
+            nanoGPT: every matrix and embedding N(0, 0.02²), the residual output projections
+            N(0, (0.02/√(2N))²), biases zero, and no √d_model scale: chapter 12).
     """
 
     vocab_size: int = 37000
@@ -128,6 +132,7 @@ class TransformerConfig:
     norm: str = "layernorm"
     n_kv_heads: int | None = None
     rope_base: float = 10000.0
+    init: str = "xavier"
 # --8<-- [end:config]
 
     def __post_init__(self) -> None:
@@ -152,6 +157,8 @@ class TransformerConfig:
                  lambda v: v is None or (v > 0 and self.n_heads % v == 0))
         _require("rope_base", self.rope_base, "a finite number > 1", _is_number,
                  lambda v: math.isfinite(v) and v > 1)
+        _require("init", self.init, "'xavier' or 'gpt2'", lambda v: isinstance(v, str),
+                 lambda v: v in ("xavier", "gpt2"))
         for name in ("norm_first", "tie_embeddings", "bias", "fused_qkv"):
             _require(name, getattr(self, name), "True or False", _is_bool)
         _require("final_norm", self.final_norm, "None, True or False",
@@ -276,10 +283,33 @@ def _final_norm(cfg: TransformerConfig) -> nn.Module:
 
 
 def _init_weights(model: nn.Module) -> None:
-    """Xavier-uniform for every matrix, as The Annotated Transformer and ``nn.Transformer`` do."""
+    """Xavier-uniform for every matrix, as The Annotated Transformer and ``nn.Transformer`` do;
+    or, with ``config.init == "gpt2"``, GPT-2's initialization (:func:`_init_gpt2`)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "init", "xavier") == "gpt2":
+        _init_gpt2(model, config.n_layers)
+        return
     for p in model.parameters():
         if p.dim() > 1:
             nn.init.xavier_uniform_(p)
+
+
+# --8<-- [start:init_gpt2]
+def _init_gpt2(model: nn.Module, n_layers: int) -> None:
+    """GPT-2's start (Radford et al., 2019; nanoGPT): N(0, 0.02²) for every matrix and
+    embedding, biases 0, the projections that write into the residual stream (W^O and the
+    feed-forward's output) scaled by 1/√(2N), and token embeddings used as they are."""
+    residual = (".w_o.weight", ".linear2.weight", ".w2.weight")
+    for name, p in model.named_parameters():
+        if p.dim() > 1:
+            std = 0.02 / math.sqrt(2 * n_layers) if name.endswith(residual) else 0.02
+            nn.init.normal_(p, mean=0.0, std=std)
+        elif name.endswith(".bias"):
+            nn.init.zeros_(p)
+    for module in model.modules():
+        if isinstance(module, TokenEmbedding):
+            module.scale = 1.0  # GPT-2 adds positions to the raw embeddings
+# --8<-- [end:init_gpt2]
 
 
 def _check_ids(name: str, ids: Tensor) -> None:

@@ -268,12 +268,12 @@ def wikitext2_data(recipe: WikiText2Recipe, split: str) -> Any:
 
 def language_model_config(recipe: LanguageRecipe, tokenizer: Tokenizer) -> TransformerConfig:
     """The decoder-only model of ``recipe``: pre-LN, GELU, learned positions for ``context``
-    tokens, tied embeddings, no biases, ``d_ff = 4 d_model``."""
+    tokens, tied embeddings, no biases, ``d_ff = 4 d_model``, GPT-2's initialization."""
     return TransformerConfig(
         vocab_size=tokenizer.vocab_size, d_model=recipe.d_model, n_heads=recipe.n_heads,
         d_ff=4 * recipe.d_model, n_layers=recipe.n_layers, dropout=recipe.dropout,
         activation="gelu", norm_first=True, positional="learned", max_len=recipe.context,
-        tie_embeddings=True, bias=False, pad_id=tokenizer.pad_id or 0)
+        tie_embeddings=True, bias=False, pad_id=tokenizer.pad_id or 0, init="gpt2")
 
 
 # ------------------------------------------------------------------------------- metrics
