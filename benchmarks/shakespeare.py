@@ -22,8 +22,8 @@ same configuration: 4 layers, 4 heads, d_model 128, context 64, batch 12, 2,000 
 (weight decay 0.1 on matrices, β = (0.9, 0.99)), learning rate 1e-3 with 100 warm-up steps and
 cosine decay to 1e-4, gradient clipping at 1, dropout 0, the same 90/10 split. The differences
 in the model: our vocabulary has 3 more ids (the specials ``<pad>``, ``<bos>``, ``<eos>``, never
-seen in the data), our embeddings are multiplied by √d_model (§3.4) and initialized
-Xavier-uniform (GPT-2: normal with σ = 0.02). Each of our runs trains with
+seen in the data); the initialization is GPT-2's, as nanoGPT's (``TransformerConfig(
+init="gpt2")``: no √d_model scale on the embeddings). Each of our runs trains with
 :class:`~transformer.training.Trainer`; ms/iteration is the wall time of
 :meth:`~transformer.training.Trainer.train_step` (the batch, forward, backward, clipping,
 AdamW), and the validation loss is measured every 250 steps as nanoGPT does (20 batches of 12

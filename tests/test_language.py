@@ -266,3 +266,23 @@ def test_cli_prompt_needs_a_text_run(tmp_path, capsys):
         main(["generate", "--checkpoint", str(out), "--prompt", "hello"])
     assert exit_info.value.code == 2
     assert "--input" in capsys.readouterr().err
+
+
+def test_gpt2_initialization_matches_its_description():
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size=500, d_model=256, n_heads=4, d_ff=1024, n_layers=8,
+                               positional="learned", norm_first=True, max_len=64, init="gpt2")
+    model = DecoderOnlyTransformer(config)
+    assert model.embed.scale == 1.0  # no sqrt(d_model): GPT-2 adds raw embeddings
+    residual = 0.02 / math.sqrt(2 * 8)
+    for name, p in model.named_parameters():
+        if p.dim() > 1:
+            expected = residual if name.endswith((".w_o.weight", ".linear2.weight")) else 0.02
+            assert abs(p.std().item() - expected) < 0.1 * expected, name
+            assert abs(p.mean().item()) < 0.1 * expected, name
+        elif name.endswith(".bias"):
+            assert torch.equal(p, torch.zeros_like(p)), name
+    assert DecoderOnlyTransformer(TransformerConfig.tiny(vocab_size=20)).embed.scale == \
+        pytest.approx(math.sqrt(TransformerConfig.tiny(vocab_size=20).d_model))  # the paper's
+    with pytest.raises(ValueError, match="init"):
+        TransformerConfig(init="he")
