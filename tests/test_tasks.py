@@ -29,8 +29,9 @@ from transformer.training import TrainConfig, Trainer, seed_everything
 
 
 def test_the_table_holds_copy_reverse_and_sort_under_their_names():
-    assert list(TASKS) == ["copy", "reverse", "sort"] == list(SYNTHETIC_TASKS)
-    for name, task in TASKS.items():
+    assert list(TASKS)[:3] == ["copy", "reverse", "sort"] == list(SYNTHETIC_TASKS)
+    for name in SYNTHETIC_TASKS:
+        task = TASKS[name]
         assert isinstance(task, Task) and task.name == name and task.description
         assert dataclasses.is_dataclass(task.recipe) and issubclass(task.recipe, Recipe)
         assert task.tokenizer is None  # token-id tasks

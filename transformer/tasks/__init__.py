@@ -9,7 +9,7 @@ This layer builds on everything else (data, model, training, generation); only t
 line and the book sit above it.
 """
 
-from transformer.tasks import synthetic
+from transformer.tasks import numbers, synthetic, translation
 from transformer.tasks.base import SPLITS, Metric, Recipe, Task, retune, setting, train_until
 from transformer.tasks.synthetic import (
     EXACT_MATCH,
@@ -23,6 +23,8 @@ TASKS: dict[str, Task] = {task.name: task for task in (
     synthetic.COPY,
     synthetic.REVERSE,
     synthetic.SORT,
+    numbers.NUMBERS,
+    translation.MULTI30K,
 )}
 # --8<-- [end:table]
 

@@ -2,6 +2,11 @@
 length, checkpoints that rebuild their model (the run format: ``load_run``), and a small trainer.
 Builds on the model; the model never imports it."""
 
+from transformer.training.averaging import (
+    average_checkpoints,
+    average_state_dicts,
+    step_checkpoints,
+)
 from transformer.training.batching import TokenBatchSampler, pad_batch, padding_fraction
 from transformer.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from transformer.training.loss import LabelSmoothingLoss, label_smoothed_nll
@@ -27,6 +32,8 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "average_checkpoints",
+    "average_state_dicts",
     "label_smoothed_nll",
     "load_checkpoint",
     "load_run",
@@ -37,4 +44,5 @@ __all__ = [
     "read_metrics",
     "save_checkpoint",
     "seed_everything",
+    "step_checkpoints",
 ]
