@@ -132,7 +132,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("§6.1", "average the last 5 checkpoints", EQUATION,
           "transformer.training.averaging.average_checkpoints",
           "tests/test_training_averaging.py::"
-          "test_average_of_two_checkpoints_is_the_hand_computed_mean", pending=True),
+          "test_average_of_two_checkpoints_is_the_hand_computed_mean"),
     Entry("§6.1", "beam size", 4, "transformer.generation.beam_search:beam_size", _BEAM),
     Entry("§6.1", r"length penalty \(\alpha\)", 0.6, "transformer.generation.beam_search:alpha",
           _BEAM),

@@ -1,4 +1,5 @@
-"""The ``transformer`` command: ``info``, ``train TASK`` and ``generate``.
+"""The ``transformer`` command: ``info``, ``train TASK``, ``generate``, ``translate``, ``answer``
+and ``data``.
 
 ::
 
@@ -8,6 +9,8 @@
     transformer train shakespeare --out runs/shakespeare
     transformer generate --checkpoint runs/shakespeare --prompt "ROMEO:" --top-k 50
     transformer answer --checkpoint runs/squad/extractive --context "..." --question "..."
+    transformer train numbers --out runs/numbers      # digits -> English words, sacreBLEU
+    transformer translate --checkpoint runs/numbers "4 0 7"
 
 ``train`` reads the tasks table (:data:`transformer.tasks.TASKS`): one subcommand per task,
 whose options are the fields of the task's recipe (``max_steps`` becomes ``--max-steps``,
@@ -222,7 +225,7 @@ def _train(args: argparse.Namespace) -> int:
         history = train_until(trainer, validation, metric, eval_every=recipe.eval_every,
                               early_stop=not args.no_early_stop, on_eval=show)
     score = metric.compute(model, test)
-    if task.tokenizer is not None:  # beside the checkpoint: text in, text out (`generate`)
+    if task.tokenizer is not None:  # beside the checkpoint: `generate` and `translate` read it
         task.tokenizer(recipe).save(out)
     trainer.save(out / CHECKPOINT_DIR, extra={
         "task": task.name, "recipe": recipe.to_dict(),
@@ -511,13 +514,64 @@ def _add_answer_parser(sub: Any) -> None:
     answer.add_argument("--context", required=True, metavar="TEXT", help="the paragraph")
     answer.add_argument("--question", required=True, metavar="TEXT", help="the question")
     answer.set_defaults(func=_answer)
+# ---------------------------------------------------------------------------------- translate
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from transformer.data.tokenizers import TOKENIZER_FILE, load_tokenizer
+    from transformer.tasks.translation import translate
+
+    device = _device(args.device) if args.device else torch.device("cpu")
+    model = load_run(args.checkpoint, device).model
+    if not isinstance(model, Transformer):
+        raise UsageError(f"argument --checkpoint: {args.checkpoint} holds a "
+                         f"{type(model).__name__}, translate needs an encoder-decoder "
+                         "Transformer")
+    if not (Path(args.checkpoint) / TOKENIZER_FILE).is_file():
+        raise UsageError(f"argument --checkpoint: no {TOKENIZER_FILE} in {args.checkpoint} "
+                         "(a run of a task with a tokenizer, e.g. `transformer train "
+                         "numbers`, saves one)")
+    try:
+        tokenizer = load_tokenizer(args.checkpoint)
+    except ValueError as err:
+        raise UsageError(f"argument --checkpoint: {_reason(err)}") from None
+    if not args.text or not all(text.strip() for text in args.text):
+        raise UsageError("argument TEXT: expected a sentence, got an empty one")
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise UsageError(f"argument --checkpoint: the tokenizer has {tokenizer.vocab_size} ids, "
+                         f"the model {model.config.vocab_size}")
+    try:
+        outputs = translate(model, tokenizer, [t.strip() for t in args.text],
+                            beam_size=args.beam_size)
+    except ValueError as err:  # text the tokenizer cannot encode
+        raise UsageError(f"argument TEXT: {_reason(err)}") from None
+    for output in outputs:
+        print(output)
+    return 0
+
+
+def _add_translate_parser(sub: Any) -> None:
+    translate = sub.add_parser(
+        "translate", help="translate sentences with a model saved by `train`",
+        description="Load a run saved by `transformer train` (a task with a tokenizer, e.g. "
+        "numbers or multi30k) and print the translation of each sentence, one per line: "
+        "greedy decoding, or beam search with α = 0.6 (§6.1), at most input length + 50 "
+        "tokens.")
+    translate.add_argument("text", nargs="+", metavar="TEXT", help="sentences to translate")
+    translate.add_argument("--checkpoint", required=True, metavar="DIR",
+                           help="the --out directory of `transformer train`")
+    translate.add_argument("--beam-size", type=_positive_int, default=1,
+                           help="1 for greedy decoding, 4 as in the paper (default: "
+                           "%(default)s)")
+    translate.add_argument("--device", default=None, help="torch device (default: cpu)")
+    translate.set_defaults(func=_translate)
 
 
 # ------------------------------------------------------------------------------------- parser
 
 # one per subcommand
-COMMANDS = (_add_info_parser, _add_train_parser, _add_generate_parser, _add_data_parser)
-COMMANDS = (*COMMANDS, _add_answer_parser)  # SQuAD question answering
+COMMANDS = (_add_info_parser, _add_train_parser, _add_generate_parser, _add_data_parser,
+            _add_translate_parser, _add_answer_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

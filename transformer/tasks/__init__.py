@@ -9,7 +9,7 @@ This layer builds on everything else (data, model, training, generation); only t
 line and the book sit above it.
 """
 
-from transformer.tasks import language, synthetic
+from transformer.tasks import language, numbers, synthetic, translation
 from transformer.tasks.base import SPLITS, Metric, Recipe, Task, retune, setting, train_until
 from transformer.tasks.synthetic import (
     EXACT_MATCH,
@@ -25,6 +25,8 @@ TASKS: dict[str, Task] = {task.name: task for task in (
     synthetic.SORT,
     language.SHAKESPEARE,
     language.WIKITEXT2,
+    numbers.NUMBERS,
+    translation.MULTI30K,
 )}
 # --8<-- [end:table]
 

@@ -2,6 +2,11 @@
 length, checkpoints that rebuild their model (the run format: ``load_run``), and a small trainer.
 Builds on the model; the model never imports it."""
 
+from transformer.training.averaging import (
+    average_checkpoints,
+    average_state_dicts,
+    step_checkpoints,
+)
 from transformer.training.batching import (
     RandomWindows,
     TokenBatchSampler,
@@ -35,6 +40,8 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "average_checkpoints",
+    "average_state_dicts",
     "cosine_lr",
     "label_smoothed_nll",
     "load_checkpoint",
@@ -47,4 +54,5 @@ __all__ = [
     "read_metrics",
     "save_checkpoint",
     "seed_everything",
+    "step_checkpoints",
 ]

@@ -32,6 +32,7 @@ import math
 import numbers
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -111,6 +112,9 @@ class TrainConfig:
     (autocast + ``GradScaler``, CUDA only); ``device=None`` picks CUDA when available.
     ``eval_every``/``checkpoint_every`` count optimizer steps (``None``: never); checkpoints go
     to ``<checkpoint_dir>/latest``. ``log_path`` receives one JSON object per step.
+    ``keep_checkpoints=k`` also writes each checkpoint to ``<checkpoint_dir>/step-N`` and keeps
+    the last ``k`` of them, for checkpoint averaging (§6.1,
+    :func:`~transformer.training.average_checkpoints`).
 
     GPT-style runs (chapter 12) set ``optimizer="adamw"`` with ``weight_decay`` (applied to
     the matrices and embeddings only, the tensors of two or more dimensions, as GPT-2 and
@@ -148,11 +152,12 @@ class TrainConfig:
     device: str | None = None
     log_path: str | None = None
     progress: bool = True
+    keep_checkpoints: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "warmup_steps", "grad_accum_steps"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("eval_every", "checkpoint_every"):
+        for name in ("eval_every", "checkpoint_every", "keep_checkpoints"):
             _check_int(name, getattr(self, name), 1, optional=True)
         _check_int("seed", self.seed, -(2**63))
         if self.seed >= 2**64:  # what torch.manual_seed accepts
@@ -195,6 +200,8 @@ class TrainConfig:
         self.log_path = _path_or_none("log_path", self.log_path)
         if self.checkpoint_every is not None and self.checkpoint_dir is None:
             raise ValueError("checkpoint_every needs checkpoint_dir, got checkpoint_dir=None")
+        if self.keep_checkpoints is not None and self.checkpoint_every is None:
+            raise ValueError("keep_checkpoints needs checkpoint_every, got checkpoint_every=None")
         if self.device is not None:
             if not isinstance(self.device, str | torch.device):
                 raise TypeError(f"device must be a str, a torch.device or None, got "
@@ -447,6 +454,9 @@ class Trainer:
                     metrics |= self.evaluate()
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and main:
                     self.save(Path(str(cfg.checkpoint_dir)) / "latest")
+                    if cfg.keep_checkpoints:
+                        self._keep_step_checkpoint(Path(str(cfg.checkpoint_dir)),
+                                                   cfg.keep_checkpoints)
                 if cfg.log_path is not None and main:
                     with open(cfg.log_path, "a", encoding="utf-8") as log:
                         log.write(json.dumps(metrics, allow_nan=False) + "\n")
@@ -489,6 +499,15 @@ class Trainer:
                              f"{clash}")
         return save_checkpoint(path, self.model, self.optimizer, self.scheduler,
                                {**(extra or {}), **own})
+
+    def _keep_step_checkpoint(self, root: Path, keep: int) -> None:
+        """Write ``root/step-N`` (atomically, as :meth:`save`) and remove all but the last
+        ``keep`` such directories."""
+        from transformer.training.averaging import STEP_PREFIX, step_checkpoints
+
+        self.save(root / f"{STEP_PREFIX}{self.step}")
+        for old in step_checkpoints(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def resume(self, path: str | Path) -> dict[str, Any]:
         """Load a :meth:`save` checkpoint; the next step continues as if never interrupted.
