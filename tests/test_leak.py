@@ -33,6 +33,7 @@ SWITCHES: dict[str, list[Any]] = {
     "tie_embeddings": [False, True],
     "norm": ["layernorm", "rmsnorm"],
     "n_kv_heads": [None, 1, 2],
+    "init": ["xavier", "gpt2"],
 }
 DRAWN_ELSEWHERE = {"tgt_vocab_size"}  # separate_target_vocab, in the encoder-decoder test
 PAD_LAYOUTS = ["none", "left", "right", "scattered"]

@@ -248,7 +248,8 @@ class TokenLoss:
         if {"src", "tgt_in", "tgt_out"} <= batch.keys():
             logits, target = model(batch["src"], batch["tgt_in"]), batch["tgt_out"]
         elif {"tokens", "targets"} <= batch.keys():  # "unpadded": True, windows of running text
-            logits = model(batch["tokens"], is_causal=batch.get("unpadded") is True)
+            causal = {"is_causal": True} if batch.get("unpadded") is True else {}
+            logits = model(batch["tokens"], **causal)  # any model(tokens) without the flag
             target = batch["targets"]
         else:
             raise ValueError("batch must have keys {'src', 'tgt_in', 'tgt_out'} or "
