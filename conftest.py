@@ -14,12 +14,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # a notebook's traceback is coloured
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    """A book block or notebook that reads a corpus the dataset cache cannot provide (a plain
-    clone, offline) is skipped with the registry's one-line reason, as ``dataset_file`` does;
+    """A test, book block or notebook (or the fixture it needs) that reads a corpus the dataset
+    cache cannot provide (a plain clone, offline) is skipped with the registry's one-line
+    reason, as ``dataset_file`` does;
     under ``CI=true``, where ``.ci/run`` seeds the cache, it stays a failure."""
     outcome = yield
     report = outcome.get_result()
-    if report.when != "call" or not report.failed or os.environ.get("CI") == "true":
+    if report.when not in ("setup", "call") or not report.failed or \
+            os.environ.get("CI") == "true":
         return
     match = _DATASET_ERROR.search(_ANSI.sub("", str(report.longrepr)))
     if match:

@@ -226,6 +226,7 @@ def test_continue_text_runs_past_the_context():
 
 @pytest.fixture(scope="module")
 def shakespeare_run(tmp_path_factory):
+    shakespeare_split()  # the corpus, or the registry's DatasetError (a skip offline)
     out = tmp_path_factory.mktemp("runs") / "shakespeare"
     args = ["train", "shakespeare", "--max-steps", "30", "--warmup-steps", "5",
             "--eval-every", "30", "--eval-iters", "2", "--d-model", "32", "--n-layers", "1",
