@@ -518,23 +518,21 @@ def _add_answer_parser(sub: Any) -> None:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from transformer.data.tokenizers import TOKENIZER_FILE, load_tokenizer
+    from transformer.data.tokenizers import TOKENIZER_FILE
     from transformer.tasks.translation import translate
 
     device = _device(args.device) if args.device else torch.device("cpu")
-    model = load_run(args.checkpoint, device).model
+    run = load_run(args.checkpoint, device)
+    model = run.model
     if not isinstance(model, Transformer):
         raise UsageError(f"argument --checkpoint: {args.checkpoint} holds a "
                          f"{type(model).__name__}, translate needs an encoder-decoder "
                          "Transformer")
-    if not (Path(args.checkpoint) / TOKENIZER_FILE).is_file():
+    tokenizer = _run_tokenizer(args.checkpoint, run)
+    if tokenizer is None:
         raise UsageError(f"argument --checkpoint: no {TOKENIZER_FILE} in {args.checkpoint} "
                          "(a run of a task with a tokenizer, e.g. `transformer train "
                          "numbers`, saves one)")
-    try:
-        tokenizer = load_tokenizer(args.checkpoint)
-    except ValueError as err:
-        raise UsageError(f"argument --checkpoint: {_reason(err)}") from None
     if not args.text or not all(text.strip() for text in args.text):
         raise UsageError("argument TEXT: expected a sentence, got an empty one")
     if tokenizer.vocab_size != model.config.vocab_size:
