@@ -23,14 +23,17 @@ same configuration: 4 layers, 4 heads, d_model 128, context 64, batch 12, 2,000 
 cosine decay to 1e-4, gradient clipping at 1, dropout 0, the same 90/10 split. The differences
 in the model: our vocabulary has 3 more ids (the specials ``<pad>``, ``<bos>``, ``<eos>``, never
 seen in the data); the initialization is GPT-2's, as nanoGPT's (``TransformerConfig(
-init="gpt2")``: no √d_model scale on the embeddings). Each of our runs trains with
+init="gpt2")``: no √d_model scale on the embeddings); the positions are rotary (RoPE, the
+recipe's default) where nanoGPT learns a table of them (the ``fp32-learned`` variant does
+too). Each of our runs trains with
 :class:`~transformer.training.Trainer`; ms/iteration is the wall time of
 :meth:`~transformer.training.Trainer.train_step` (the batch, forward, backward, clipping,
 AdamW), and the validation loss is measured every 250 steps as nanoGPT does (20 batches of 12
 windows, fixed offsets), outside the timed steps.
 
-**Variants of ours**: fp32 eager; bf16 autocast eager; bf16 autocast with ``torch.compile``
-(``--variants`` chooses). **Threads**: both implementations run with the same number of torch
+**Variants of ours**: fp32 eager; bf16 autocast eager; bf16 autocast with ``torch.compile``;
+fp32 eager with learned positions, as nanoGPT (``--variants`` chooses). **Threads**: both
+implementations run with the same number of torch
 threads, ``--threads`` (nanoGPT through ``OMP_NUM_THREADS``, which torch reads at start-up; its
 code is not touched). The default is 1 when the machine is busy (the 1-minute load average at
 least the number of CPUs: with more runnable threads than cores, OpenMP threads that wait for
@@ -84,7 +87,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "shakespeare.json"
 ITER_LINE = re.compile(r"^iter (\d+): loss ([\d.]+), time ([\d.]+)ms")
 EVAL_LINE = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)")
-VARIANTS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16-compile": ("bf16", True)}
+VARIANTS = {  # name -> (precision, torch.compile, positions)
+    "fp32": ("fp32", False, "rope"), "bf16": ("bf16", False, "rope"),
+    "bf16-compile": ("bf16", True, "rope"), "fp32-learned": ("fp32", False, "learned")}
 
 
 def nanogpt_command(max_iters: int, compile: bool) -> list[str]:
@@ -179,8 +184,9 @@ def run_nanogpt(ref: Path, max_iters: int, compile: bool) -> dict[str, Any]:
 
 def run_ours(name: str, max_iters: int) -> tuple[dict[str, Any], DecoderOnlyTransformer]:
     """Train the package's shakespeare task with variant ``name``; time every step."""
-    precision, compile = VARIANTS[name]
-    recipe = ShakespeareRecipe(max_steps=max_iters, precision=precision, compile=compile)
+    precision, compile, positional = VARIANTS[name]
+    recipe = ShakespeareRecipe(max_steps=max_iters, precision=precision, compile=compile,
+                               positional=positional)
     print(f"  ours ({name}): {recipe}", flush=True)
     start = time.perf_counter()
     model = DecoderOnlyTransformer(SHAKESPEARE.model_config(recipe))
@@ -206,7 +212,8 @@ def run_ours(name: str, max_iters: int) -> tuple[dict[str, Any], DecoderOnlyTran
         model(x, is_causal=True).float().flatten(0, 1), y.flatten()), window_batches(val))
     timed = times[1:]  # the first step includes start-up (and compilation)
     return ({"implementation": "ours", "name": f"ours {name}", "precision": precision,
-             "compile": compile, "iters": max_iters, "val_loss": curve[-1]["val_loss"],
+             "compile": compile, "positional": positional, "iters": max_iters,
+             "val_loss": curve[-1]["val_loss"],
              "full_val_loss": full, "median_ms_per_iter": statistics.median(timed),
              "tokens_per_s": 12 * 64 / (statistics.median(timed) / 1000), "wall_s": wall,
              "final_train_loss": statistics.fmean(losses[-50:]), "curve": curve}, model)

@@ -11,18 +11,19 @@ train on the questions of the other 38 and every figure is measured on the 10 he
 paragraphs no model has seen. The output and the results file name the split and the titles.
 
 **Models.** One byte-level BPE tokenizer (``--vocab`` ids, with ``<sep>``) learned on the
-training questions and contexts. (a) :class:`~transformer.qa.SpanExtractor`: token + learned
-position + segment + exact-match embeddings, a pre-LN encoder, a start/end head; trained on the
+training questions and contexts. (a) :class:`~transformer.qa.SpanExtractor`: token + segment +
+exact-match embeddings, a pre-LN encoder with rotary positions (``--positional``), a start/end
+head; trained on the
 summed cross-entropy of the gold start and end, on the windows of ``max_len`` tokens
 (question + context) that hold the answer; decoded by the exact best-span search
 (``end <= start + 15`` tokens) over *every* window of the full context (stride 64), the best
 window's span winning. (b) :class:`~transformer.model.Transformer` (encoder-decoder): source
 ``question <sep> context`` (``max_len`` tokens; in training a window around the answer, in
 evaluation the context's first window), target the answer's tokens; label smoothing 0.1,
-greedy decoding. Both: Adam with eq. 3, gradient clipping 1, dropout ``--dropout`` (0.2: in a
-first 20-minute run without it, the span model scored F1 47 on 300 of its training questions
-and 13 on 300 held-out ones: it memorized its paragraphs), bf16 autocast in training
-(``--precision``), batches of ``--batch-size``. The extractive model
+greedy decoding. Both: Adam with eq. 3, gradient clipping 1, dropout ``--dropout`` (0.1: in a
+first 20-minute run without it, the span model with learned positions scored F1 47 on 300 of
+its training questions and 13 on 300 held-out ones: it memorized its paragraphs), bf16
+autocast in training (``--precision``), batches of ``--batch-size``. The extractive model
 is also scored on ``--train-sample`` training questions, to show how far it overfits.
 
 **Budget.** ``--minutes`` (default 20) of training wall time in all, ``--extractive-share``
@@ -148,15 +149,24 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--dropout", type=float, default=0.2,
-                        help="dropout of both models (default 0.2: with 0, the span model "
+    parser.add_argument("--positional", choices=["rope", "learned"], default="rope",
+                        help="positions of both models: rotary (default) or a learned table")
+    parser.add_argument("--learned-minutes", type=float, default=0.0,
+                        help="also train the span model with learned positions for this many "
+                             "minutes (outside --minutes; default 0: not at all)")
+    parser.add_argument("--dropout", type=float, default=0.1,
+                        help="dropout of both models (default 0.1: with 0, the span model "
                              "memorized its training paragraphs)")
     parser.add_argument("--train-sample", type=int, default=500,
                         help="training questions the extractive model is also scored on, to "
                              "show how much it overfits (default 500)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-len", type=int, default=QASettings.max_len,
+                        help="tokens per window: question + context + 3 specials")
+    parser.add_argument("--stride", type=int, default=QASettings.stride,
+                        help="context tokens between the starts of two windows")
     parser.add_argument("--warmup", type=int, default=100, help="eq. 3 warm-up steps")
-    parser.add_argument("--lr-factor", type=float, default=0.5, help="eq. 3 factor")
+    parser.add_argument("--lr-factor", type=float, default=0.25, help="eq. 3 factor")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
@@ -195,19 +205,20 @@ def main() -> None:
 
     t = time.perf_counter()
     tokenizer = train_qa_tokenizer(train.examples, args.vocab)
-    settings = QASettings()
+    settings = QASettings(max_len=args.max_len, stride=args.stride)
     train_encoded = encode_questions(train.examples, tokenizer)
     held_encoded = encode_questions(held.examples, tokenizer)
     timings["tokenize_seconds"] = round(time.perf_counter() - t, 1)
     seconds = {"extractive": args.minutes * 60 * args.extractive_share}
     seconds["generative"] = args.minutes * 60 - seconds["extractive"]
     common = dict(d_model=args.d_model, n_heads=args.heads, d_ff=4 * args.d_model,
-                  n_layers=args.layers, dropout=args.dropout)
+                  n_layers=args.layers, dropout=args.dropout, positional=args.positional)
 
     print(f"\n(a) extractive span model, {seconds['extractive'] / 60:.1f} min", flush=True)
     features = extractive_features(train_encoded, tokenizer, settings, training=True)
     torch.manual_seed(args.seed)
-    span_model = SpanExtractor(extractive_config(tokenizer.vocab_size, **common))
+    span_model = SpanExtractor(extractive_config(tokenizer.vocab_size, max_len=settings.max_len,
+                                                 **common))
     trainer = new_trainer(span_model, seed=args.seed, warmup=args.warmup,
                           lr_factor=args.lr_factor, precision=args.precision,
                           batches=extractive_batches(features, args.batch_size,
@@ -234,10 +245,29 @@ def main() -> None:
     if args.save_runs:
         save_qa_run(args.save_runs / "extractive", trainer, tokenizer, settings)
 
+    if args.learned_minutes:  # the same span model with a learned table of positions
+        print(f"\n(a') extractive span model with learned positions, {args.learned_minutes:g} "
+              f"min", flush=True)
+        torch.manual_seed(args.seed)
+        learned_model = SpanExtractor(extractive_config(
+            tokenizer.vocab_size, max_len=settings.max_len, **(common | {
+                "positional": "learned"})))
+        learned_trainer = new_trainer(
+            learned_model, seed=args.seed, warmup=args.warmup, lr_factor=args.lr_factor,
+            precision=args.precision, loss_fn=SpanLoss(),
+            batches=extractive_batches(features, args.batch_size, tokenizer.pad_id, args.seed))
+        learned = train_for(learned_trainer, seconds=args.learned_minutes * 60, log=print)
+        learned |= {"parameters": sum(p.numel() for p in learned_model.parameters()),
+                    "model": learned_model.config.to_dict()}
+        learned |= _scores(predict_spans(learned_model, held.examples, tokenizer, settings,
+                                         encoded=held_encoded), held)
+        figures["extractive_learned_positions"] = learned
+        print(f"  EM {learned['exact_match']:.2f} F1 {learned['f1']:.2f}", flush=True)
+
     print(f"\n(b) generative encoder-decoder, {seconds['generative'] / 60:.1f} min", flush=True)
     pairs = generative_pairs(train_encoded, train.examples, tokenizer, settings, training=True)
     config = TransformerConfig(vocab_size=tokenizer.vocab_size, activation="gelu",
-                               norm_first=True, positional="learned", max_len=settings.max_len,
+                               norm_first=True, max_len=settings.max_len,
                                pad_id=tokenizer.pad_id, **common)
     torch.manual_seed(args.seed)
     seq2seq = Transformer(config)
@@ -259,6 +289,9 @@ def main() -> None:
         save_qa_run(args.save_runs / "generative", trainer, tokenizer, settings)
 
     figures |= {"extractive": extractive, "generative": generative}
+    figures = {k: figures[k] for k in ("sliding_window", "extractive",
+                                       "extractive_learned_positions", "generative")
+               if k in figures}
     print(f"\n{'model':<32}{'EM':>8}{'F1':>8}")
     for name, f in figures.items():
         print(f"{name:<32}{f['exact_match']:>8.2f}{f['f1']:>8.2f}")
@@ -272,7 +305,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "budget": {"minutes": args.minutes, "extractive_share": args.extractive_share,
-                   "seconds": seconds,
+                   "seconds": seconds, "learned_positions_minutes": args.learned_minutes,
                    "note": "training wall time; tokenizing, the baseline and evaluation are "
                            "not counted"},
         "split": split,

@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=TranslationRecipe.n_layers)
     parser.add_argument("--heads", type=int, default=TranslationRecipe.n_heads)
     parser.add_argument("--warmup", type=int, default=TranslationRecipe.warmup_steps)
+    parser.add_argument("--post-ln", action="store_true",
+                        help="the paper's post-LN layers instead of the recipe's pre-LN")
     parser.add_argument("--lr-factor", type=float, default=TranslationRecipe.lr_factor)
     parser.add_argument("--eval-size", type=int, default=TranslationRecipe.eval_size)
     parser.add_argument("--test-size", type=int, default=0,
@@ -137,7 +139,7 @@ def main() -> None:
         vocab_size=args.vocab_size, max_tokens=args.max_tokens, d_model=args.d_model,
         d_ff=args.d_ff, n_layers=args.layers, n_heads=args.heads, warmup_steps=args.warmup,
         lr_factor=args.lr_factor, eval_size=args.eval_size, seed=args.seed,
-        max_steps=10**7)
+        norm_first=not args.post_ln, max_steps=10**7)
     t0 = time.perf_counter()
     tokenizer = multi30k_tokenizer(recipe.vocab_size)
     tokenizer_seconds = time.perf_counter() - t0

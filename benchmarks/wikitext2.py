@@ -197,8 +197,8 @@ def transformer_figures(name: str, tokenizer: Tokenizer, train: str, test: str,
     encode_seconds = time.perf_counter() - start
     config = TransformerConfig(
         vocab_size=tokenizer.vocab_size, d_model=args.d_model, n_heads=args.heads,
-        d_ff=4 * args.d_model, n_layers=args.layers, dropout=0.0, activation="gelu",
-        norm_first=True, positional="learned", max_len=context, pad_id=tokenizer.pad_id)
+        d_ff=4 * args.d_model, n_layers=args.layers, dropout=args.dropout, activation="gelu",
+        norm_first=True, positional=args.positional, max_len=context, pad_id=tokenizer.pad_id)
     torch.manual_seed(args.seed)
     model = DecoderOnlyTransformer(config)
     print(f"  ({name}) {tokenizer.vocab_size} ids, {len(train_ids):,} training tokens, "
@@ -209,7 +209,7 @@ def transformer_figures(name: str, tokenizer: Tokenizer, train: str, test: str,
         "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
         "model": {"d_model": config.d_model, "n_heads": config.n_heads, "d_ff": config.d_ff,
                   "n_layers": config.n_layers, "context": context, "dropout": config.dropout,
-                  "norm_first": True, "activation": "gelu", "positional": "learned"},
+                  "norm_first": True, "activation": "gelu", "positional": args.positional},
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_token_count": len(train_ids), "encode_seconds": round(encode_seconds, 1),
         "batch_size": args.batch_size, "warmup_steps": args.warmup, "lr_factor": args.lr_factor,
@@ -258,6 +258,13 @@ def main() -> None:
     parser.add_argument("--char-context", type=int, default=128)
     parser.add_argument("--bpe-context", type=int, default=64)
     parser.add_argument("--bpe-vocab", type=int, default=1024)
+    parser.add_argument("--positional", choices=["rope", "learned"], default="rope",
+                        help="rotary (default) or learned positions")
+    parser.add_argument("--dropout", type=float, default=0.1,
+                        help="dropout (default 0.1: both models see their 1.1M training "
+                             "characters many times over)")
+    parser.add_argument("--char-share", type=float, default=0.5,
+                        help="the char model's share of the training budget (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=100, help="eq. 3 warm-up steps")
     parser.add_argument("--lr-factor", type=float, default=0.5, help="eq. 3 factor")
@@ -273,8 +280,9 @@ def main() -> None:
                         help="development only: score the first N test characters")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if args.minutes <= 0:
-        parser.error(f"--minutes must be > 0, got {args.minutes}")
+    if args.minutes <= 0 or not 0 < args.char_share < 1 or not 0 <= args.dropout < 1:
+        parser.error(f"need --minutes > 0, 0 < --char-share < 1 and 0 <= --dropout < 1, got "
+                     f"{args.minutes}, {args.char_share} and {args.dropout}")
 
     load_start = os.getloadavg()
     if args.threads is None and load_start[0] >= (os.cpu_count() or 1):
@@ -293,7 +301,7 @@ def main() -> None:
           f"characters (wiki.test.raw{'' if not args.eval_chars else ', a prefix: DEV RUN'})")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {load_start[0]:.1f}; budget {args.minutes:g} min of training, "
-          f"{args.minutes / 2:g} per Transformer\n", flush=True)
+          f"{args.char_share:.0%} of it for the char Transformer\n", flush=True)
 
     print("(a) character n-gram, interpolated Kneser-Ney, D = 0.75")
     ngrams = []
@@ -306,20 +314,22 @@ def main() -> None:
               f"characters)", flush=True)
     best = min(ngrams, key=lambda f: f["bits_per_character"])
 
-    seconds = args.minutes * 60 / 2
+    seconds = {"char": args.minutes * 60 * args.char_share}
+    seconds["bpe"] = args.minutes * 60 - seconds["char"]
     print("\n(b) character-level Transformer")
     start = time.perf_counter()
     char_tokenizer = CharTokenizer.train(train, unk=True)
     char_seconds = time.perf_counter() - start
-    char = transformer_figures("char", char_tokenizer, train, test, args.char_context, seconds,
+    char = transformer_figures("char", char_tokenizer, train, test, args.char_context,
+                               seconds["char"],
                                args)
     char["tokenizer_seconds"] = round(char_seconds, 1)
     print("\n(c) BPE Transformer")
     start = time.perf_counter()
     bpe_tokenizer = BPETokenizer.train(train, vocab_size=args.bpe_vocab)
     bpe_seconds = time.perf_counter() - start
-    bpe = transformer_figures("bpe", bpe_tokenizer, train, test, args.bpe_context, seconds,
-                              args)
+    bpe = transformer_figures("bpe", bpe_tokenizer, train, test, args.bpe_context,
+                              seconds["bpe"], args)
     bpe["tokenizer_seconds"] = round(bpe_seconds, 1)
     models = {"char": char, "bpe": bpe}
     for figures in models.values():
@@ -344,8 +354,9 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "budget": {"minutes": args.minutes, "seconds_per_transformer": seconds,
-                   "split": "training wall time, split equally between the char and BPE "
-                            "Transformers; tokenizers, n-gram and evaluation not counted"},
+                   "split": f"training wall time, {args.char_share:.0%} for the char "
+                            f"Transformer and the rest for the BPE one; tokenizers, n-gram "
+                            f"and evaluation not counted"},
         "data": {"dataset": "wikitext-2-raw", "train_file": train_file,
                  "eval_file": "wiki.test.raw", "note": note,
                  "train_characters": len(train), "test_characters": len(test),

@@ -42,9 +42,11 @@ def test_run_is_described(results) -> None:
 def test_budget_is_split_between_the_two_transformers(results) -> None:
     budget = results["budget"]
     assert _positive_finite(budget["minutes"])
-    assert budget["seconds_per_transformer"] == pytest.approx(budget["minutes"] * 60 / 2)
-    for figures in results["transformers"].values():  # trained for its whole share, no more
-        assert figures["train_seconds"] >= budget["seconds_per_transformer"] - 0.1
+    shares = budget["seconds_per_transformer"]
+    assert set(shares) == set(results["transformers"]) == {"char", "bpe"}
+    assert sum(shares.values()) == pytest.approx(budget["minutes"] * 60)
+    for name, figures in results["transformers"].items():  # trained for its whole share
+        assert figures["train_seconds"] >= shares[name] - 0.1
         assert figures["steps"] >= 1 and figures["train_tokens"] >= figures["steps"]
 
 

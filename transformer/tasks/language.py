@@ -60,9 +60,10 @@ __all__ = [
 @dataclass(frozen=True)
 class LanguageRecipe(Recipe):
     """A GPT-style run: AdamW (weight decay on matrices), linear warm-up then cosine decay,
-    gradient clipping, no label smoothing; the model a pre-LN decoder with GELU, learned
-    positions, tied embeddings and no biases (nanoGPT's ``bias=False``). The defaults are
-    nanoGPT's CPU command for Tiny Shakespeare.
+    gradient clipping, no label smoothing; the model a pre-LN decoder with GELU, rotary
+    positions (``positional="learned"``: GPT-2's and nanoGPT's learned ones), tied embeddings
+    and no biases (nanoGPT's ``bias=False``). The other defaults are nanoGPT's CPU command for
+    Tiny Shakespeare.
     """
 
     max_steps: int = retune(Recipe, "max_steps", 2000)
@@ -80,6 +81,7 @@ class LanguageRecipe(Recipe):
     n_heads: int = setting(4, "attention heads per block", at_least=1)
     d_model: int = setting(128, "model width", at_least=1)
     dropout: float = setting(0.0, "dropout rate", at_least=0, below=1)
+    positional: str = setting("rope", "rope (rotary, chapter 15) or learned (GPT-2's)")
     eval_every: int = retune(Recipe, "eval_every", 250)
     eval_iters: int = setting(20, "validation batches of batch_size windows per check",
                               at_least=1)
@@ -102,6 +104,8 @@ class LanguageRecipe(Recipe):
         super().__post_init__()
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr must be a number in [0, lr={self.lr}], got {self.min_lr}")
+        if self.positional not in ("rope", "learned"):
+            raise ValueError(f"positional must be 'rope' or 'learned', got {self.positional!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.max_steps <= self.warmup_steps:
@@ -267,12 +271,13 @@ def wikitext2_data(recipe: WikiText2Recipe, split: str) -> Any:
 
 
 def language_model_config(recipe: LanguageRecipe, tokenizer: Tokenizer) -> TransformerConfig:
-    """The decoder-only model of ``recipe``: pre-LN, GELU, learned positions for ``context``
-    tokens, tied embeddings, no biases, ``d_ff = 4 d_model``, GPT-2's initialization."""
+    """The decoder-only model of ``recipe``: pre-LN, GELU, ``recipe.positional`` positions
+    for ``context`` tokens, tied embeddings, no biases, ``d_ff = 4 d_model``, GPT-2's
+    initialization."""
     return TransformerConfig(
         vocab_size=tokenizer.vocab_size, d_model=recipe.d_model, n_heads=recipe.n_heads,
         d_ff=4 * recipe.d_model, n_layers=recipe.n_layers, dropout=recipe.dropout,
-        activation="gelu", norm_first=True, positional="learned", max_len=recipe.context,
+        activation="gelu", norm_first=True, positional=recipe.positional, max_len=recipe.context,
         tie_embeddings=True, bias=False, pad_id=tokenizer.pad_id or 0, init="gpt2")
 
 
@@ -372,9 +377,10 @@ def continue_text(model: DecoderOnlyTransformer, tokenizer: Tokenizer, prompt: s
     """``prompt`` and ``max_new_tokens`` tokens sampled after it (``temperature=0``: greedy),
     decoded to text.
 
-    A model with learned positions sees at most ``max_len`` tokens. Past that, generation
-    restarts from the last ``max_len // 2`` tokens (cached decoding within each window), so
-    every token is predicted from between half a context and a full one before it.
+    The model sees at most ``max_len`` tokens (its learned positions or rotary tables end
+    there). Past that, generation restarts from the last ``max_len // 2`` tokens (cached
+    decoding within each window), so every token is predicted from between half a context and
+    a full one before it.
 
     Raises:
         ValueError: an empty prompt, one the tokenizer cannot encode, one longer than the
