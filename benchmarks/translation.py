@@ -8,6 +8,7 @@ validation subset every ``--eval-minutes`` (the BLEU-vs-time curve), snapshots t
 every ``--snapshot-steps`` steps and averages the last 5 snapshots at the end. The averaged
 model and the last one are compared on the validation subset; the better is decoded on
 test2016 (1,000 pairs) greedily and with beam search (beam 4, α = 0.6, input length + 50).
+The cross-attention of the chosen model is stored for three sentences (chapter 16 draws it).
 
 First, unless ``--precision`` is given, a few steps are timed in fp32 and under bf16 autocast,
 and the faster is used.
@@ -28,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import replace
@@ -40,6 +42,7 @@ from transformer.model import Transformer, count_parameters
 from transformer.tasks.translation import (
     MULTI30K,
     TranslationRecipe,
+    cross_attention,
     multi30k_tokenizer,
     sacrebleu_scores,
     translate,
@@ -51,6 +54,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "translation.json"
 RUN_DIR = ROOT / "runs" / "translation"
 GOAL_BLEU = 30.0  # the issue's goal: sacreBLEU >= 30 on test2016 within 30 minutes
 EXAMPLE_SOURCES = ["Ein Hund läuft im Schnee.", "Zwei Kinder spielen am Strand."]
+ALIGNMENT_TEST_INDEX = 0  # the test2016 sentence whose cross-attention is stored too
+
+
+def _rounded(weights: torch.Tensor) -> list[Any]:
+    """Attention weights as nested lists, 4 decimals (what the results file stores)."""
+    return weights.double().round(decimals=4).tolist()
 
 
 def _machine() -> dict[str, Any]:
@@ -233,6 +242,16 @@ def main() -> None:
                                                  [test.references[i]]).score}
                 for kind, i in picked]
     fresh = translate(model, tokenizer, EXAMPLE_SOURCES, beam_size=4)
+    # cross-attention while the model writes its own beam translation (chapter 16's maps)
+    aligned = [*EXAMPLE_SOURCES, test.source_texts[ALIGNMENT_TEST_INDEX]]
+    alignments = []
+    for source, target in zip(aligned, translate(model, tokenizer, aligned, beam_size=4),
+                              strict=True):
+        found = cross_attention(model, tokenizer, source, target)
+        alignments.append({
+            "source": source, "target": target, "source_tokens": found.source_tokens,
+            "target_tokens": found.target_tokens, "last_layer": _rounded(found.weights[-1]),
+            "head_mean": _rounded(found.weights.mean(dim=1))})
 
     # the run that `transformer translate --checkpoint runs/translation` reads
     run_dir = args.run_dir
@@ -271,12 +290,18 @@ def main() -> None:
                  "reached": max(t["bleu"] for t in table.values()) >= GOAL_BLEU
                  and args.minutes <= 30 and len(test) == 1000},
         "examples": examples,
+        "alignments": {"description": "cross-attention, decoder queries × source keys, "
+                                      "teacher-forced on the beam output; last_layer: (heads, "
+                                      "target, source), head_mean: (layers, target, source)",
+                       "examples": alignments},
         "fresh_examples": [{"source": s, "beam": t} for s, t in zip(EXAMPLE_SOURCES, fresh,
                                                                     strict=True)],
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=1, ensure_ascii=False, allow_nan=False)
-                           + "\n", encoding="utf-8")
+    text = json.dumps(results, indent=1, ensure_ascii=False, allow_nan=False)
+    # one line per row of numbers (the attention maps), not one line per number
+    text = re.sub(r"\[\n[-0-9.e,\s]*\]", lambda m: " ".join(m.group().split()), text)
+    args.output.write_text(text + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
 
 

@@ -1,5 +1,7 @@
-"""benchmarks/results/translation.json (written by benchmarks/translation.py) is present, complete
-and self-consistent: the book's translation chapter reads its numbers from there."""
+"""benchmarks/results/translation.json and translation_fp32.json (two runs of
+benchmarks/translation.py, the second on a CPU without bf16) are present, complete and
+self-consistent: the book's translation chapter reads its numbers from there, and its
+cross-attention maps from the second."""
 
 from __future__ import annotations
 
@@ -11,14 +13,21 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "translation.json"
+FOLDER = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RUNS = ["translation.json", "translation_fp32.json"]
+WITH_ALIGNMENTS = "translation_fp32.json"  # the run chapter 16 draws attention maps from
 
 
-@pytest.fixture(scope="module")
-def results() -> dict:
-    assert RESULTS.is_file(), f"{RESULTS} is missing: run python benchmarks/translation.py"
-    return json.loads(RESULTS.read_text(encoding="utf-8"),
+def _read(name: str) -> dict:
+    path = FOLDER / name
+    assert path.is_file(), f"{path} is missing: run python benchmarks/translation.py"
+    return json.loads(path.read_text(encoding="utf-8"),
                       parse_constant=lambda c: pytest.fail(f"non-finite number {c} in JSON"))
+
+
+@pytest.fixture(scope="module", params=RUNS)
+def results(request) -> dict:
+    return _read(request.param)
 
 
 def _score(value: object) -> bool:
@@ -90,3 +99,25 @@ def test_examples_hold_sources_references_and_both_outputs(results) -> None:
         assert isinstance(example["greedy"], str) and isinstance(example["beam"], str)
         assert example["chrf"] == pytest.approx(
             sacrebleu.sentence_chrf(example["beam"], [example["reference"]]).score)
+
+
+def test_alignments_are_row_stochastic_maps_labelled_by_their_tokens() -> None:
+    results = _read(WITH_ALIGNMENTS)
+    recipe = results["recipe"]
+    examples = results["alignments"]["examples"]
+    assert len(examples) >= 2
+    fresh = {e["source"]: e["beam"] for e in results["fresh_examples"]}
+    for example in examples:
+        assert example["source"] and isinstance(example["target"], str)
+        if example["source"] in fresh:  # the same beam output the results report
+            assert example["target"] == fresh[example["source"]]
+        rows, columns = len(example["target_tokens"]), len(example["source_tokens"])
+        assert example["target_tokens"][-1] == "<eos>" and columns >= 1
+        for key, panels in (("last_layer", recipe["n_heads"]), ("head_mean", recipe["n_layers"])):
+            maps = example[key]
+            assert len(maps) == panels, key
+            for panel in maps:
+                assert len(panel) == rows and all(len(row) == columns for row in panel), key
+                for row in panel:
+                    assert all(0 <= w <= 1 for w in row)
+                    assert sum(row) == pytest.approx(1, abs=columns * 1e-4)  # 4 decimals

@@ -15,7 +15,7 @@ CHAPTERS = ["index.md", "01-embeddings.md", "02-positional-encoding.md", "03-att
             "04-multi-head-attention.md", "05-masks.md", "06-feed-forward-and-norm.md",
             "07-encoder-decoder.md", "08-full-model.md", "09-training.md", "10-copy-task.md",
             "11-decoding.md", "12-language-model.md", "13-kv-cache.md", "14-looking-inside.md",
-            "15-modern-variants.md", "17-lora.md"]
+            "15-modern-variants.md", "16-translation.md", "17-lora.md"]
 QUESTION = re.compile(r'^\?\?\? question "[^"]+"\n((?:    .*\n|\n)+?)(?=\S)', re.M)
 
 

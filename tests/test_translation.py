@@ -16,12 +16,14 @@ from transformer.tasks import TASKS
 from transformer.tasks.numbers import NumbersRecipe, number_pairs, number_to_words
 from transformer.tasks.translation import (
     TranslationRecipe,
+    cross_attention,
     encode_pairs,
     sacrebleu_scores,
     token_batches,
     translate,
 )
 from transformer.training import load_run
+from transformer.viz import attention_maps
 
 NUMBERS_RUN = ["--max-steps", "300", "--threads", "1", "--no-progress"]
 
@@ -185,6 +187,41 @@ def test_translate_keeps_the_order_of_its_inputs(numbers_run):
         translate(run.model, tokenizer, sources, batch_size=64)
     with pytest.raises(ValueError, match="beam_size must be an integer >= 1, got 0"):
         translate(run.model, tokenizer, sources, beam_size=0)
+
+
+def test_cross_attention_is_the_decoders_view_of_the_source_while_it_writes(numbers_run):
+    run, tokenizer = load_run(numbers_run), load_tokenizer(numbers_run)
+    model = run.model
+    found = cross_attention(model, tokenizer, "4 0 7", "four hundred seven")
+    src_ids, tgt_ids = tokenizer.encode("4 0 7"), tokenizer.encode("four hundred seven")
+    assert found.source_tokens == ["4", "0", "7"]
+    assert "".join(found.target_tokens[:-1]) == "fourhundredseven"
+    assert found.target_tokens[-1] == tokenizer.decode([tokenizer.eos_id])
+    config = model.config
+    assert found.weights.shape == (config.n_layers, config.n_heads, len(tgt_ids) + 1,
+                                   len(src_ids))
+    torch.testing.assert_close(found.weights.sum(-1), torch.ones(found.weights.shape[:-1]))
+    # the teacher-forced pass of attention_maps: BOS + target in
+    expected = attention_maps(model, torch.tensor([src_ids]),
+                              torch.tensor([[tokenizer.bos_id, *tgt_ids]]))["cross"][0]
+    torch.testing.assert_close(found.weights, expected)
+    # by default, the model's own translation
+    own = cross_attention(model, tokenizer, "9 1 5", beam_size=4)
+    assert " ".join(own.target_tokens[:-1]).split() == \
+        translate(model, tokenizer, ["9 1 5"], beam_size=4)[0].split()
+    stops = cross_attention(model, tokenizer, "3", "")  # a model that stops at once: EOS only
+    assert stops.weights.shape[2] == 1 and len(stops.target_tokens) == 1
+
+
+def test_cross_attention_refuses_an_empty_or_overlong_source(numbers_run):
+    run, tokenizer = load_run(numbers_run), load_tokenizer(numbers_run)
+    with pytest.raises(ValueError, match="source must encode to at least one id, got ''"):
+        cross_attention(run.model, tokenizer, "", "zero")
+    too_long = " ".join(["7"] * run.model.config.max_len)
+    with pytest.raises(ValueError, match=r"source has \d+ ids; the model takes at most"):
+        cross_attention(run.model, tokenizer, too_long, "seven")
+    with pytest.raises(ValueError, match=r"target has \d+ ids; the model takes at most"):
+        cross_attention(run.model, tokenizer, "7", " ".join(["seven"] * too_long.count("7")))
 
 
 # ----------------------------------------------------------------------------------- multi30k

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -32,14 +32,17 @@ from torch import Tensor, nn
 from transformer.model import Transformer, TransformerConfig
 from transformer.tasks.base import Metric, Recipe, Task, _decode, retune, setting
 from transformer.training.batching import TokenBatchSampler, pad_batch
+from transformer.viz import attention_maps
 
 __all__ = [
     "BLEU",
     "MULTI30K",
+    "Alignment",
     "DataReport",
     "ParallelSet",
     "TranslationRecipe",
     "bleu_metric",
+    "cross_attention",
     "encode_pairs",
     "multi30k_tokenizer",
     "sacrebleu_scores",
@@ -225,6 +228,59 @@ def translate(model: Transformer, tokenizer: Any, sources: Sequence[str] | Seque
             outputs[i] = tokenizer.decode(row, skip_specials=True).strip()
     return outputs
 # --8<-- [end:translate]
+
+
+class Alignment(NamedTuple):
+    """The cross-attention of one translation, what :func:`cross_attention` returns: where in
+    the source the decoder looks while it writes each target token (the paper's Figures 3–5
+    draw encoder self-attention the same way)."""
+
+    source_tokens: list[str]
+    """One label per source id (the keys)."""
+    target_tokens: list[str]
+    """One label per query row: the target token that row predicts, the last one EOS."""
+    weights: Tensor
+    """``(layers, heads, len(target_tokens), len(source_tokens))``, each row sums to 1."""
+
+
+def _piece(tokenizer: Any, i: int) -> str:
+    return tokenizer.decode([i]).strip() or "␣"
+
+
+# --8<-- [start:cross_attention]
+@torch.no_grad()
+def cross_attention(model: Transformer, tokenizer: Any, source: str,
+                    target: str | None = None, *, beam_size: int = 1) -> Alignment:
+    """The encoder-decoder attention of every layer and head while ``model`` writes
+    ``target`` (teacher forcing: BOS + target in, target + EOS predicted); by default
+    ``target`` is the model's own translation of ``source`` (:func:`translate` with
+    ``beam_size``).
+
+    Row ``i`` of the weights belongs to the decoder position that predicts target token
+    ``i``: it is where the model looks while it chooses that token. An empty ``target`` (a
+    model that stops at once) gives one row, the EOS.
+
+    Raises:
+        ValueError: ``source`` encodes to no ids, or ``source`` or ``target`` is too long for
+            the model.
+    """
+    if target is None:
+        target = translate(model, tokenizer, [source], beam_size=beam_size)[0]
+    src_ids, tgt_ids = tokenizer.encode(source), tokenizer.encode(target)
+    if not src_ids:
+        raise ValueError(f"source must encode to at least one id, got {source!r}")
+    for name, ids in (("source", src_ids), ("target", tgt_ids)):
+        if len(ids) + 1 > model.config.max_len:
+            raise ValueError(f"{name} has {len(ids)} ids; the model takes at most "
+                             f"{model.config.max_len - 1}")
+    device = next(model.parameters()).device
+    src = torch.tensor([src_ids], device=device)
+    tgt = torch.tensor([[tokenizer.bos_id, *tgt_ids]], device=device)  # BOS + target
+    weights = attention_maps(model, src, tgt)["cross"][0]  # (layers, heads, tgt, src)
+    eos = tokenizer.decode([tokenizer.eos_id])
+    return Alignment([_piece(tokenizer, i) for i in src_ids],
+                     [_piece(tokenizer, i) for i in tgt_ids] + [eos], weights.float().cpu())
+# --8<-- [end:cross_attention]
 
 
 # ------------------------------------------------------------------------------------- scoring
