@@ -241,12 +241,12 @@ def main() -> None:
                  "chrf": sacrebleu.sentence_chrf(outputs["beam"][i],
                                                  [test.references[i]]).score}
                 for kind, i in picked]
-    fresh = translate(model, tokenizer, EXAMPLE_SOURCES, beam_size=4)
     # cross-attention while the model writes its own beam translation (chapter 16's maps)
     aligned = [*EXAMPLE_SOURCES, test.source_texts[ALIGNMENT_TEST_INDEX]]
+    translated = translate(model, tokenizer, aligned, beam_size=4)
+    fresh = translated[:len(EXAMPLE_SOURCES)]
     alignments = []
-    for source, target in zip(aligned, translate(model, tokenizer, aligned, beam_size=4),
-                              strict=True):
+    for source, target in zip(aligned, translated, strict=True):
         found = cross_attention(model, tokenizer, source, target)
         alignments.append({
             "source": source, "target": target, "source_tokens": found.source_tokens,

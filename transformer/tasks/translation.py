@@ -264,11 +264,12 @@ def cross_attention(model: Transformer, tokenizer: Any, source: str,
         ValueError: ``source`` encodes to no ids, or ``source`` or ``target`` is too long for
             the model.
     """
-    if target is None:
-        target = translate(model, tokenizer, [source], beam_size=beam_size)[0]
-    src_ids, tgt_ids = tokenizer.encode(source), tokenizer.encode(target)
+    src_ids = tokenizer.encode(source)
     if not src_ids:
         raise ValueError(f"source must encode to at least one id, got {source!r}")
+    if target is None:
+        target = translate(model, tokenizer, [src_ids], beam_size=beam_size)[0]
+    tgt_ids = tokenizer.encode(target)
     for name, ids in (("source", src_ids), ("target", tgt_ids)):
         if len(ids) + 1 > model.config.max_len:
             raise ValueError(f"{name} has {len(ids)} ids; the model takes at most "
